@@ -1,0 +1,252 @@
+"""The Python API: build, save, load and run a captioner."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .decoder import Decoder
+from .decoding import DecodingOptions, decode
+from .device import pick_device
+from .encoder import Encoder, EncoderConfig, EncoderOutput
+from .errors import CaptionerError, ImageError, ModelLoadError, PluginError
+from .images import ImageInput, describe_input, load_image, preprocess
+from .modelfile import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
+from .models import resolve_model
+from .plugins import describe_exception
+from .registry import create_decoder, create_encoder, create_postprocessor, decoders, encoders
+from .results import Candidate, CaptionResult
+from .vocab import Vocabulary
+
+
+class CaptionModel(nn.Module):
+    """Encoder and decoder in one module (what ``model.safetensors`` holds)."""
+
+    def __init__(self, encoder: Encoder, decoder: Decoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``(B, T, V)`` for images ``(B, 3, H, W)`` and tokens ``(B, T)``."""
+        return self.decoder(self.encoder(images), tokens)
+
+
+def _registered_name(module: nn.Module, registry_kind: str) -> str:
+    name = getattr(module, "registered_name", None)
+    if not name:
+        raise CaptionerError(
+            f"this {registry_kind} was not built by create_{registry_kind}(); pass its registered name instead"
+        )
+    return name
+
+
+def _split_inputs(images: Any) -> tuple[list[Any], bool]:
+    """A list of single images, and whether one image (not a batch) was given."""
+    if isinstance(images, (list, tuple)):
+        return list(images), False
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        return list(images.unbind(0)), False
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return list(images), False
+    return [images], True
+
+
+def parse_postprocessor_spec(spec: str) -> tuple[str, str | None]:
+    """``"translate:es"`` -> ``("translate", "es")``; ``"sentiment"`` -> ``("sentiment", None)``."""
+    name, _, option = spec.partition(":")
+    return name.strip(), (option.strip() or None)
+
+
+class Captioner:
+    """An image encoder, a caption decoder and their vocabulary, ready to caption images.
+
+    >>> captioner = Captioner.from_pretrained()            # the shipped default model
+    >>> captioner.caption("photo.jpg").text
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder | str,
+        decoder: Decoder | str,
+        vocab: Vocabulary | Sequence[str],
+        *,
+        device: str | torch.device | None = None,
+        decoding: DecodingOptions | None = None,
+        encoder_options: dict[str, Any] | None = None,
+        decoder_options: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.vocab = vocab if isinstance(vocab, Vocabulary) else Vocabulary.from_words(vocab)
+        if isinstance(encoder, str):
+            encoder = create_encoder(encoder, **(encoder_options or {}))
+        self.encoder_config: EncoderConfig = encoder.config
+        if isinstance(decoder, str):
+            decoder = create_decoder(
+                decoder, vocab_size=len(self.vocab), feature_dim=self.encoder_config.feature_dim, **(decoder_options or {})
+            )
+        self._check_compatible(encoder, decoder)
+        self.device = pick_device(device)
+        self.model = CaptionModel(encoder, decoder).to(self.device).eval()
+        self.decoding = decoding or DecodingOptions()
+        self.metadata = dict(metadata or {})
+        self._postprocessors: dict[str, Any] = {}
+
+    def _check_compatible(self, encoder: Encoder, decoder: Decoder) -> None:
+        if decoder.vocab_size != len(self.vocab):
+            raise CaptionerError(f"decoder vocabulary size {decoder.vocab_size} != vocabulary size {len(self.vocab)}")
+        if decoder.feature_dim != self.encoder_config.feature_dim:
+            raise CaptionerError(
+                f"decoder expects {decoder.feature_dim}-d features but the encoder gives {self.encoder_config.feature_dim}"
+            )
+        if decoder.needs_grid and not self.encoder_config.spatial:
+            raise CaptionerError("this decoder attends over a spatial grid, but the encoder yields only pooled features")
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.model.encoder
+
+    @property
+    def decoder(self) -> Decoder:
+        return self.model.decoder
+
+    # -- saving and loading -------------------------------------------------------------
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(
+            encoder=_registered_name(self.encoder, "encoder"),
+            encoder_config=self.encoder_config,
+            decoder=_registered_name(self.decoder, "decoder"),
+            decoder_hparams=self.decoder.hparams,
+            vocab_size=len(self.vocab),
+            decoding=asdict(self.decoding),
+            metadata=self.metadata,
+        )
+
+    def save(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write the model folder (``dtype=torch.float16`` halves its size)."""
+        folder = Path(path)
+        write_model_folder(folder, self.model_config(), self.vocab, self.model, dtype)
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path | None = None, *, device: str | torch.device | None = None
+    ) -> "Captioner":
+        """Load a model folder, or a shipped model by name (the default model if None)."""
+        folder = resolve_model(name_or_path)
+        config = read_config(folder)
+        vocab = read_vocab(folder, config.vocab_size)
+        try:
+            encoder_entry = encoders.get(config.encoder)
+            decoders.get(config.decoder)
+        except CaptionerError as error:
+            raise ModelLoadError(f"{folder}: {error}") from None
+        registered = encoder_entry.config
+        if (registered.feature_dim, registered.spatial) != (
+            config.encoder_config.feature_dim,
+            config.encoder_config.spatial,
+        ):
+            raise ModelLoadError(f"{folder}: encoder {config.encoder!r} no longer yields the features this model used")
+        try:
+            encoder = create_encoder(config.encoder, pretrained=False)
+            encoder.config = config.encoder_config  # preprocess exactly as in training
+            decoder = create_decoder(
+                config.decoder, vocab_size=len(vocab), feature_dim=config.encoder_config.feature_dim, **config.decoder_hparams
+            )
+        except PluginError as error:
+            raise ModelLoadError(f"{folder}: {error}") from None
+        read_weights(folder, CaptionModel(encoder, decoder))
+        decoding = DecodingOptions().updated(
+            **{k: v for k, v in config.decoding.items() if k in DecodingOptions.field_names()}
+        )
+        return cls(encoder, decoder, vocab, device=device, decoding=decoding, metadata=config.metadata)
+
+    # -- captioning ---------------------------------------------------------------------
+
+    def caption(
+        self,
+        images: ImageInput | Iterable[ImageInput],
+        *,
+        batch_size: int = 32,
+        postprocess: Sequence[str] = (),
+        **decoding: Any,
+    ) -> CaptionResult | list[CaptionResult]:
+        """Caption one image or a list of them.
+
+        ``decoding`` overrides the model's :class:`DecodingOptions` (``beam_size=3``,
+        ``max_length=20``, ``method="greedy"``, ...). A list gives a list of results in
+        the same order; an unreadable image there gets a result whose ``error`` says why,
+        and the others are still captioned. A single unreadable image raises
+        :class:`ImageError`.
+        """
+        unknown = set(decoding) - DecodingOptions.field_names()
+        if unknown:
+            raise TypeError(f"unknown decoding option(s): {', '.join(sorted(unknown))}")
+        options = self.decoding.updated(**decoding)
+        items, single = _split_inputs(images)
+        results = []
+        for start in range(0, len(items), max(1, batch_size)):
+            chunk = items[start : start + batch_size]
+            results += self._caption_batch(chunk, [describe_input(x, start + i) for i, x in enumerate(chunk)], options)
+        self.postprocess(results, postprocess)
+        if single:
+            if results[0].error is not None:
+                raise ImageError(results[0].error)
+            return results[0]
+        return results
+
+    def _caption_batch(self, images: list[Any], names: list[str], options: DecodingOptions) -> list[CaptionResult]:
+        results = [CaptionResult(image=name) for name in names]
+        pixels, ok = [], []
+        for i, (image, name) in enumerate(zip(images, names)):
+            try:
+                pixels.append(preprocess(load_image(image, name), self.encoder_config))
+                ok.append(i)
+            except ImageError as error:
+                results[i].error = str(error)
+        if pixels:
+            features = self.encode(torch.stack(pixels))
+            for i, candidates in zip(ok, self.decode(features, options)):
+                results[i].candidates = candidates
+        return results
+
+    @torch.inference_mode()
+    def encode(self, pixels: torch.Tensor) -> EncoderOutput:
+        """Encoder features for preprocessed images ``(B, 3, H, W)``."""
+        return self.encoder(pixels.to(self.device))
+
+    def decode(self, features: EncoderOutput, options: DecodingOptions | None = None) -> list[list[Candidate]]:
+        """Caption candidates, best first, for each row of ``features``."""
+        options = options or self.decoding
+        banned = [self.vocab.pad_id, self.vocab.start_id] + ([self.vocab.unk_id] if options.suppress_unk else [])
+        hypotheses = decode(
+            self.decoder, features, options, start_id=self.vocab.start_id, end_id=self.vocab.end_id, banned_ids=banned
+        )
+        candidates = []
+        for per_image in hypotheses:
+            row = []
+            for h in per_image:
+                words = self.vocab.decode(h.token_ids)
+                row.append(Candidate(" ".join(words), words, h.score, h.logprob, h.finished, h.attention))
+            candidates.append(row)
+        return candidates
+
+    def postprocess(self, results: list[CaptionResult], specs: Sequence[str]) -> None:
+        """Run post-processors in order on the captioned results; failures are recorded per result."""
+        captioned = [r for r in results if r.ok]
+        for spec in specs:
+            if spec not in self._postprocessors:
+                name, option = parse_postprocessor_spec(spec)
+                self._postprocessors[spec] = create_postprocessor(name, option)
+            try:
+                self._postprocessors[spec](captioned)
+            except Exception as error:
+                message = describe_exception(error)
+                for result in captioned:
+                    result.postprocess_errors[spec] = message

@@ -1,0 +1,69 @@
+"""The decoder interface shared by every recurrent caption decoder.
+
+A decoder writes a caption one token at a time:
+
+* ``init_state(features)`` builds the recurrent state from the encoder output;
+* ``step(tokens, state)`` takes the previous token of each row and returns
+  next-token logits, the new state and (for attention decoders) the attention weights;
+* ``reorder_state(state, index)`` selects/duplicates rows, which is how beam search
+  expands images into beams and follows the surviving beams.
+
+State is a ``dict`` of tensors whose first dimension is the row, so the default
+``reorder_state`` works for every decoder that keeps to that rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from .encoder import EncoderOutput
+
+State = dict[str, torch.Tensor]
+
+
+class DecoderStep(NamedTuple):
+    """One decoding step: logits ``(R, V)``, next state, attention ``(R, N)`` or None."""
+
+    logits: torch.Tensor
+    state: State
+    attention: torch.Tensor | None = None
+
+
+class Decoder(nn.Module):
+    """Base class of decoders. Subclasses set ``config`` (a dataclass) and ``needs_grid``."""
+
+    needs_grid: bool = False
+    config: Any
+
+    def __init__(self, vocab_size: int, feature_dim: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.feature_dim = feature_dim
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """Hyper-parameters that rebuild this decoder (saved in ``config.json``)."""
+        return asdict(self.config)
+
+    def init_state(self, features: EncoderOutput) -> State:
+        raise NotImplementedError
+
+    def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
+        raise NotImplementedError
+
+    def reorder_state(self, state: State, index: torch.Tensor) -> State:
+        return {key: value.index_select(0, index) for key, value in state.items()}
+
+    def forward(self, features: EncoderOutput, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: ``tokens (B, T)`` starting with ``<start>`` -> logits ``(B, T, V)``."""
+        state = self.init_state(features)
+        logits = []
+        for t in range(tokens.size(1)):
+            out = self.step(tokens[:, t], state)
+            logits.append(out.logits)
+            state = out.state
+        return torch.stack(logits, dim=1)

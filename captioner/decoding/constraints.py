@@ -1,0 +1,59 @@
+"""Masks applied to next-token log-probabilities before a search picks tokens."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+def banned_ngram_mask(sequences: torch.Tensor, n: int, vocab_size: int) -> torch.Tensor:
+    """``(R, V)`` bool mask of tokens that would repeat an n-gram already in each row.
+
+    ``sequences`` is ``(R, L)``: the tokens generated so far.
+    """
+    rows, length = sequences.shape
+    mask = torch.zeros(rows, vocab_size, dtype=torch.bool, device=sequences.device)
+    if n < 1 or length < n - 1 or length == 0:
+        return mask
+    if n == 1:
+        return mask.scatter_(1, sequences, True)
+    if length < n:
+        return mask
+    grams = sequences.unfold(1, n - 1, 1)  # (R, L-n+2, n-1)
+    suffix = grams[:, -1:]  # the n-1 tokens just generated
+    matches = (grams[:, :-1] == suffix).all(dim=2)  # (R, L-n+1): earlier (n-1)-grams equal to it
+    followers = sequences[:, n - 1 :]  # the token that followed each earlier (n-1)-gram
+    counts = torch.zeros(rows, vocab_size, device=sequences.device)
+    counts.scatter_add_(1, followers, matches.float())
+    return counts > 0
+
+
+def constrain(
+    logprobs: torch.Tensor,
+    sequences: torch.Tensor,
+    *,
+    step: int,
+    min_length: int,
+    no_repeat_ngram_size: int,
+    end_id: int,
+    banned_ids: Sequence[int],
+) -> torch.Tensor:
+    """Apply banned tokens, minimum length and n-gram blocking to ``(R, V)`` log-probs.
+
+    ``step`` is 1 for the first generated token. A row left with no allowed token
+    may still end, so no search ever runs out of choices.
+    """
+    end_logprob = logprobs[:, end_id].clone()
+    out = logprobs.clone()
+    if banned_ids:
+        out[:, list(banned_ids)] = NEG_INF
+    if step <= min_length:
+        out[:, end_id] = NEG_INF
+    if no_repeat_ngram_size:
+        out.masked_fill_(banned_ngram_mask(sequences, no_repeat_ngram_size, out.size(1)), NEG_INF)
+    stuck = torch.isinf(out).all(dim=1)
+    out[:, end_id] = torch.where(stuck, end_logprob, out[:, end_id])
+    return out

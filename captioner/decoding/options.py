@@ -1,0 +1,82 @@
+"""Decoding options and the hypothesis type every search returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+import torch
+
+from ..encoder import EncoderOutput
+
+Method = Literal["beam", "greedy", "sample"]
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How to turn decoder steps into captions.
+
+    ``length_penalty`` divides a hypothesis' log-probability by ``length ** length_penalty``
+    (length counts generated tokens, ``<end>`` included): 0 ranks by raw log-probability,
+    1 by the mean per token. ``min_length`` is the fewest words before ``<end>`` is allowed.
+    """
+
+    method: Method = "beam"
+    beam_size: int = 3
+    max_length: int = 20
+    min_length: int = 1
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    suppress_unk: bool = True
+    n_best: int | None = None  # how many hypotheses to return (beam search), default beam_size
+    top_k: int = 0  # sampling: keep the k most likely tokens (0 keeps all)
+    top_p: float = 1.0  # sampling: keep the smallest set with this much probability
+    temperature: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.method not in ("beam", "greedy", "sample"):
+            problems.append(f"method must be beam, greedy or sample, not {self.method!r}")
+        if self.beam_size < 1:
+            problems.append(f"beam_size must be >= 1, not {self.beam_size}")
+        if self.max_length < 1:
+            problems.append(f"max_length must be >= 1, not {self.max_length}")
+        if not 0 <= self.min_length <= self.max_length:
+            problems.append(f"min_length must be between 0 and max_length, not {self.min_length}")
+        if self.no_repeat_ngram_size < 0:
+            problems.append("no_repeat_ngram_size must be >= 0")
+        if self.n_best is not None and not 1 <= self.n_best:
+            problems.append("n_best must be >= 1")
+        if self.top_k < 0:
+            problems.append("top_k must be >= 0")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], not {self.top_p}")
+        if self.temperature <= 0:
+            problems.append(f"temperature must be > 0, not {self.temperature}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def updated(self, **changes: Any) -> "DecodingOptions":
+        """A copy with the given fields changed; ``None`` values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+@dataclass
+class Hypothesis:
+    """One candidate caption: token ids (no specials), scores and optional attention ``(T, N)``."""
+
+    token_ids: list[int]
+    score: float  # log-probability / length ** length_penalty
+    logprob: float
+    finished: bool  # False when max_length was reached before <end>
+    attention: torch.Tensor | None = field(default=None, repr=False)
+
+
+def score_dtype(features: EncoderOutput) -> torch.dtype:
+    """Scores are accumulated in float32, or float64 when the features are float64."""
+    return torch.float64 if features.pooled.dtype == torch.float64 else torch.float32

@@ -1,0 +1,66 @@
+"""The encoder interface: an ``nn.Module`` that turns image batches into features."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, NamedTuple
+
+import torch
+from torch import nn
+
+ResizeMode = Literal["squash", "center_crop"]
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything needed to feed an encoder: preprocessing and the shape of its output.
+
+    ``resize_mode="squash"`` resizes straight to ``input_size`` ignoring aspect ratio
+    (how the Flickr8k copy was made); ``"center_crop"`` resizes the short side and
+    crops the centre.
+    """
+
+    input_size: tuple[int, int]  # (height, width)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    feature_dim: int
+    spatial: bool  # yields a grid of region features (needed by attention decoders)
+    resize_mode: ResizeMode = "squash"
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
+        values = dict(data)
+        for key in ("input_size", "mean", "std"):
+            values[key] = tuple(values[key])
+        return cls(**values)
+
+
+class EncoderOutput(NamedTuple):
+    """Pooled features ``(B, D)`` and, for spatial encoders, a grid ``(B, N, D)``."""
+
+    pooled: torch.Tensor
+    grid: torch.Tensor | None
+
+
+class Encoder(nn.Module):
+    """Base class of encoders: ``forward(images (B, 3, H, W)) -> EncoderOutput``."""
+
+    config: EncoderConfig
+
+
+class FeatureMapEncoder(Encoder):
+    """Wraps a CNN trunk that returns a feature map ``(B, D, h, w)``."""
+
+    def __init__(self, trunk: nn.Module, config: EncoderConfig) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.config = config
+
+    def forward(self, images: torch.Tensor) -> EncoderOutput:
+        feature_map = self.trunk(images)  # (B, D, h, w)
+        grid = feature_map.flatten(2).transpose(1, 2)  # (B, h*w, D)
+        return EncoderOutput(pooled=grid.mean(dim=1), grid=grid if self.config.spatial else None)

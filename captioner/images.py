@@ -1,0 +1,112 @@
+"""Reading images from every kind of input, and preprocessing them for an encoder."""
+
+from __future__ import annotations
+
+import io
+from os import PathLike
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .encoder import EncoderConfig
+from .errors import ImageError
+
+ImageInput = Union[str, PathLike, bytes, bytearray, Image.Image, np.ndarray, torch.Tensor]
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".heic", ".avif"}
+)
+
+
+def describe_input(source: Any, index: int) -> str:
+    """A short name for an input, used in results and error messages."""
+    if isinstance(source, (str, PathLike)):
+        return str(source)
+    return f"<{type(source).__name__} #{index}>"
+
+
+def _from_pil(image: Image.Image) -> torch.Tensor:
+    image = ImageOps.exif_transpose(image)
+    if image.mode != "RGB":
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, rgba)
+        image = image.convert("RGB")
+    return TF.pil_to_tensor(image)
+
+
+def _from_array(array: np.ndarray) -> torch.Tensor:
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ValueError(f"array of shape {array.shape} is not HxW, HxWx1, HxWx3 or HxWx4")
+    return _channels_first_to_rgb8(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1))
+
+
+def _channels_first_to_rgb8(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.ndim == 2:
+        tensor = tensor.unsqueeze(0)
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
+        raise ValueError(f"tensor of shape {tuple(tensor.shape)} is not HxW or CxHxW with 1, 3 or 4 channels")
+    if tensor.shape[1] == 0 or tensor.shape[2] == 0:
+        raise ValueError("image has zero width or height")
+    if tensor.dtype != torch.uint8:
+        if tensor.is_floating_point():
+            tensor = (tensor.float().clamp(0, 1) * 255).round()
+        tensor = tensor.clamp(0, 255).to(torch.uint8)
+    if tensor.shape[0] == 1:
+        tensor = tensor.expand(3, -1, -1)
+    return tensor[:3].contiguous()
+
+
+def load_image(source: ImageInput, name: str | None = None) -> torch.Tensor:
+    """Read one image as an RGB ``uint8`` tensor ``(3, H, W)``.
+
+    Paths, bytes and PIL images go through Pillow (EXIF orientation applied, alpha
+    composited on white, first frame of animations). Arrays are HxW[xC] and tensors
+    [C]xHxW, ``uint8`` or float in [0, 1]. Raises :class:`ImageError` naming the input.
+    """
+    name = name or describe_input(source, 0)
+    try:
+        if isinstance(source, torch.Tensor):
+            return _channels_first_to_rgb8(source.detach().cpu())
+        if isinstance(source, np.ndarray):
+            return _from_array(source)
+        if isinstance(source, Image.Image):
+            return _from_pil(source)
+        if isinstance(source, (bytes, bytearray)):
+            with Image.open(io.BytesIO(source)) as image:
+                return _from_pil(image)
+        if isinstance(source, (str, PathLike)):
+            with Image.open(Path(source)) as image:
+                return _from_pil(image)
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a directory, not an image") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise ImageError(f"{name}: {message}") from None
+    raise ImageError(f"{name}: unsupported input type {type(source).__name__}")
+
+
+def preprocess(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
+    """Resize an RGB ``uint8 (3, H, W)`` image as ``config`` says and normalise it to float."""
+    height, width = config.input_size
+    mode = TF.InterpolationMode.BICUBIC if config.interpolation == "bicubic" else TF.InterpolationMode.BILINEAR
+    if config.resize_mode == "center_crop":
+        image = TF.resize(image, [min(height, width)], interpolation=mode, antialias=True)
+        image = TF.center_crop(image, [height, width])
+    elif tuple(image.shape[1:]) != (height, width):
+        image = TF.resize(image, [height, width], interpolation=mode, antialias=True)
+    pixels = image.float().div_(255)
+    mean = torch.tensor(config.mean).view(3, 1, 1)
+    std = torch.tensor(config.std).view(3, 1, 1)
+    return (pixels - mean) / std

@@ -1,0 +1,138 @@
+"""Plugin discovery: a pluggy manager fed lazily from the ``captioner`` entry points.
+
+``CAPTIONER_PLUGINS=a,b`` loads only the named entry points (an empty value loads
+none); ``CAPTIONER_BLOCK_PLUGINS=a,b`` skips the named ones. A plugin that fails to
+import is recorded in :data:`plugin_errors` and skipped; everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "captioner"
+
+pm = pluggy.PluginManager("captioner")
+pm.add_hookspecs(hookspecs)
+
+plugin_errors: dict[str, str] = {}
+"""Plugin name -> one-line error, for plugins that failed to import or register."""
+
+_loaded = False
+_listeners: list[Any] = []
+
+
+def _names_from_env(variable: str) -> set[str] | None:
+    value = os.environ.get(variable)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def describe_exception(error: BaseException) -> str:
+    """Return ``Type: message`` on one line."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def record_plugin_error(plugin: str, message: str) -> None:
+    """Remember an error for ``plugin`` and warn once about it."""
+    if plugin_errors.get(plugin) == message:
+        return
+    plugin_errors[plugin] = message
+    warnings.warn(f"captioner plugin {plugin!r} skipped: {message}", RuntimeWarning, stacklevel=3)
+
+
+def load_plugins() -> None:
+    """Import and register every allowed entry-point plugin, once per process."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    allowed = _names_from_env("CAPTIONER_PLUGINS")
+    blocked = _names_from_env("CAPTIONER_BLOCK_PLUGINS") or set()
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        name = entry_point.name
+        if (allowed is not None and name not in allowed) or name in blocked:
+            continue
+        if pm.has_plugin(name):
+            continue
+        try:
+            module = entry_point.load()
+            pm.register(module, name=name)
+        except Exception as error:  # a broken plugin must not take the others down
+            record_plugin_error(name, describe_exception(error))
+    _notify()
+
+
+def register_plugin(plugin: object, name: str | None = None) -> str:
+    """Register an in-process plugin object (module or instance); returns its name."""
+    load_plugins()
+    registered = pm.register(plugin, name=name)
+    if registered is None:
+        raise ValueError(f"plugin {name or plugin!r} is already registered or blocked")
+    _notify()
+    return registered
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin registered earlier (and forget any error it caused)."""
+    pm.unregister(name=name)
+    plugin_errors.pop(name, None)
+    _notify()
+
+
+def on_plugins_changed(listener: Any) -> None:
+    """Call ``listener()`` whenever the set of registered plugins changes."""
+    _listeners.append(listener)
+
+
+def _notify() -> None:
+    for listener in _listeners:
+        listener()
+
+
+@dataclass
+class PluginInfo:
+    """What ``captioner plugins`` shows for one plugin."""
+
+    name: str
+    version: str | None
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _distribution_version(name: str) -> str | None:
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        if entry_point.dist is not None:
+            return entry_point.dist.version
+    return None
+
+
+def get_plugins() -> list[PluginInfo]:
+    """Every registered plugin plus every plugin that failed, sorted by name."""
+    from .registry import registered_names_by_plugin  # registries build on this module
+
+    load_plugins()
+    by_plugin = registered_names_by_plugin()
+    infos: dict[str, PluginInfo] = {}
+    for name, plugin in pm.list_name_plugin():
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        infos[name] = PluginInfo(
+            name=name,
+            version=_distribution_version(name) or getattr(plugin, "__version__", None),
+            hooks=hooks,
+            registered=by_plugin.get(name, {}),
+        )
+    for name, message in plugin_errors.items():
+        info = infos.setdefault(name, PluginInfo(name=name, version=_distribution_version(name)))
+        info.error = message
+    return [infos[name] for name in sorted(infos)]

@@ -1,0 +1,155 @@
+"""timm-style registries of encoders, decoders and post-processors, filled by plugin hooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import CaptionerError, PluginError, UnknownNameError
+from .plugins import describe_exception, load_plugins, on_plugins_changed, plugin_errors, pm, record_plugin_error
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered component: its name, factory, owning plugin and optional config."""
+
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    config: Any = None
+
+
+class Registry:
+    """Components of one kind, collected from one ``register_*`` hook on first use."""
+
+    def __init__(self, kind: str, hook_name: str, needs_config: bool = False) -> None:
+        self.kind = kind
+        self.hook_name = hook_name
+        self.needs_config = needs_config
+        self._entries: dict[str, Entry] | None = None
+        on_plugins_changed(self.invalidate)
+
+    def invalidate(self) -> None:
+        """Forget collected entries; the next access asks the hooks again."""
+        self._entries = None
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        if self._entries is None:
+            load_plugins()
+            self._entries = self._collect()
+        return self._entries
+
+    def _collect(self) -> dict[str, Entry]:
+        entries: dict[str, Entry] = {}
+        hook = getattr(pm.hook, self.hook_name)
+        # Call each implementation on its own so a failure is pinned on its plugin.
+        for impl in hook.get_hookimpls():  # in registration order: the first to claim a name keeps it
+            plugin = impl.plugin_name
+            pending: dict[str, Entry] = {}
+
+            def register(name: str, factory: Callable[..., Any], config: Any = None) -> None:
+                if not isinstance(name, str) or not name:
+                    raise PluginError(f"{self.kind} names must be non-empty strings, got {name!r}")
+                if not callable(factory):
+                    raise PluginError(f"{self.kind} {name!r}: factory {factory!r} is not callable")
+                if self.needs_config and config is None:
+                    raise PluginError(f"{self.kind} {name!r} was registered without a config")
+                owner = entries.get(name) or pending.get(name)
+                if owner is not None:
+                    raise PluginError(
+                        f"{self.kind} {name!r} is registered by both plugin {owner.plugin!r} and plugin {plugin!r}"
+                    )
+                pending[name] = Entry(name, factory, plugin, config)
+
+            try:
+                impl.function(register=register)
+            except Exception as error:
+                record_plugin_error(plugin, f"{self.hook_name}: {describe_exception(error)}")
+                continue
+            entries.update(pending)
+        return entries
+
+    def list(self) -> list[str]:
+        """Sorted names of every registered component."""
+        return sorted(self.entries)
+
+    def get(self, name: str) -> Entry:
+        """The entry for ``name``, or an error listing what is installed."""
+        try:
+            return self.entries[name]
+        except KeyError:
+            available = ", ".join(self.list()) or "none"
+            message = f"unknown {self.kind} {name!r}; installed {self.kind}s: {available}"
+            if plugin_errors:
+                message += f" (plugins that failed to load: {', '.join(sorted(plugin_errors))})"
+            raise UnknownNameError(message) from None
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Build ``name`` with ``kwargs``; an unexpected failure names the plugin."""
+        entry = self.get(name)
+        try:
+            component = entry.factory(**kwargs)
+        except CaptionerError:
+            raise
+        except Exception as error:
+            raise PluginError(
+                f"{self.kind} {name!r} from plugin {entry.plugin!r} failed: {describe_exception(error)}"
+            ) from error
+        try:
+            component.registered_name = name  # lets a model folder record what built it
+        except AttributeError:
+            pass
+        return component
+
+
+encoders = Registry("encoder", "register_encoders", needs_config=True)
+decoders = Registry("decoder", "register_decoders")
+postprocessors = Registry("post-processor", "register_postprocessors")
+
+
+def list_encoders() -> list[str]:
+    """Names of all registered encoders."""
+    return encoders.list()
+
+
+def get_encoder_config(name: str) -> Any:
+    """The frozen :class:`~captioner.encoder.EncoderConfig` of encoder ``name``."""
+    return encoders.get(name).config
+
+
+def create_encoder(name: str, **kwargs: Any) -> Any:
+    """Build encoder ``name`` (for example ``pretrained=False`` or ``weights=path``)."""
+    return encoders.create(name, **kwargs)
+
+
+def list_decoders() -> list[str]:
+    """Names of all registered decoders."""
+    return decoders.list()
+
+
+def create_decoder(name: str, vocab_size: int, feature_dim: int, **hparams: Any) -> Any:
+    """Build decoder ``name`` for a vocabulary and an encoder feature size."""
+    return decoders.create(name, vocab_size=vocab_size, feature_dim=feature_dim, **hparams)
+
+
+def list_postprocessors() -> list[str]:
+    """Names of all registered post-processors."""
+    return postprocessors.list()
+
+
+def create_postprocessor(name: str, option: str | None = None) -> Any:
+    """Build post-processor ``name``; ``"translate:es"`` style specs pass ``es`` as option."""
+    return postprocessors.create(name, option=option)
+
+
+def registered_names_by_plugin() -> dict[str, dict[str, list[str]]]:
+    """Plugin name -> {"encoders": [...], ...} for what each plugin registered."""
+    result: dict[str, dict[str, list[str]]] = {}
+    for key, registry in (("encoders", encoders), ("decoders", decoders), ("postprocessors", postprocessors)):
+        for entry in registry.entries.values():
+            result.setdefault(entry.plugin, {}).setdefault(key, []).append(entry.name)
+    for groups in result.values():
+        for names in groups.values():
+            names.sort()
+    return result

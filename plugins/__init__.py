@@ -1,0 +1,1 @@
+"""The built-in captioner plugins, registered through the ``captioner`` entry points."""

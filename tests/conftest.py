@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny CNN encoder plugin and tiny captioners built from registered parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from captioner import Captioner, EncoderConfig, FeatureMapEncoder, Vocabulary, hookimpl
+from captioner.plugins import register_plugin, unregister_plugin
+
+pytest_plugins = ["captioner.testing"]
+
+TINY_CONFIG = EncoderConfig(input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), feature_dim=8, spatial=True)
+WORDS = "a dog cat runs on the grass in red ball".split()
+
+
+def make_tiny_encoder(pretrained: bool = True, weights=None) -> FeatureMapEncoder:
+    trunk = nn.Sequential(nn.Conv2d(3, 8, kernel_size=8, stride=8), nn.ReLU())  # (B, 8, 4, 4)
+    return FeatureMapEncoder(trunk, TINY_CONFIG)
+
+
+class TinyEncoderPlugin:
+    @hookimpl
+    def register_encoders(self, register):
+        register("tiny_cnn", make_tiny_encoder, config=TINY_CONFIG)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_encoder_plugin():
+    name = register_plugin(TinyEncoderPlugin(), "tiny-test-encoder")
+    yield
+    unregister_plugin(name)
+
+
+@pytest.fixture
+def vocab() -> Vocabulary:
+    return Vocabulary.from_words(WORDS)
+
+
+@pytest.fixture(params=["lstm", "gru", "attention_lstm"])
+def tiny_captioner(request, vocab) -> Captioner:
+    torch.manual_seed(0)
+    hparams = {"embed_dim": 16, "hidden_dim": 24}
+    if request.param == "attention_lstm":
+        hparams["attention_dim"] = 12
+    return Captioner("tiny_cnn", request.param, vocab, device="cpu", decoder_options=hparams)
+
+
+def random_photo(seed: int, size: tuple[int, int] = (40, 56)) -> np.ndarray:
+    """A small random RGB image (H, W, 3) uint8."""
+    return np.random.default_rng(seed).integers(0, 256, size=(*size, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """A folder with three small JPEG/PNG images (one nested) and a non-image file."""
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    Image.fromarray(random_photo(1)).save(folder / "one.jpg")
+    Image.fromarray(random_photo(2)).save(folder / "two.png")
+    Image.fromarray(random_photo(3)).save(folder / "nested" / "three.jpeg")
+    (folder / "notes.txt").write_text("not an image")
+    return folder

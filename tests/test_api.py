@@ -1,0 +1,148 @@
+"""The Python API: every kind of image input, batching, errors and post-processors."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from captioner import Captioner, CaptionerError, CaptionResult, ImageError, hookimpl
+from captioner.device import pick_device
+from conftest import random_photo
+
+
+def as_inputs(array: np.ndarray, tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(array).save(path)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return {
+        "path": str(path),
+        "pathlib": path,
+        "pil": Image.fromarray(array),
+        "bytes": buffer.getvalue(),
+        "array": array,
+        "tensor": torch.from_numpy(array).permute(2, 0, 1),
+        "float tensor": torch.from_numpy(array).permute(2, 0, 1).float() / 255,
+    }
+
+
+def test_every_input_kind_gives_the_same_caption(tiny_captioner, tmp_path):
+    inputs = as_inputs(random_photo(5), tmp_path)
+    results = tiny_captioner.caption(list(inputs.values()), max_length=6)
+    assert len(results) == len(inputs)
+    assert len({r.text for r in results}) == 1 and results[0].text
+    assert len({round(r.score, 5) for r in results}) == 1
+    assert results[0].image == str(tmp_path / "photo.png") and results[3].image == "<bytes #3>"
+
+
+def test_single_image_returns_one_result_with_nbest(tiny_captioner):
+    result = tiny_captioner.caption(random_photo(1), beam_size=4, max_length=6)
+    assert isinstance(result, CaptionResult) and result.ok
+    assert len(result.candidates) == 4
+    assert result.text == result.candidates[0].text and result.score == result.candidates[0].score
+    assert [c.score for c in result.candidates] == sorted((c.score for c in result.candidates), reverse=True)
+    assert "<unk>" not in result.text
+
+
+def test_batching_does_not_change_results(tiny_captioner):
+    images = [random_photo(seed, size=(20 + seed, 30)) for seed in range(7)]
+    together = [r.to_dict() for r in tiny_captioner.caption(images, max_length=6, batch_size=32)]
+    in_pairs = [r.to_dict() for r in tiny_captioner.caption(images, max_length=6, batch_size=2)]
+    assert [d["caption"] for d in together] == [d["caption"] for d in in_pairs]
+    assert [d["score"] for d in together] == pytest.approx([d["score"] for d in in_pairs], abs=1e-4)
+
+
+def test_batch_tensor_and_grayscale_and_rgba(tiny_captioner):
+    batch = torch.randint(0, 256, (3, 3, 24, 24), dtype=torch.uint8)
+    assert len(tiny_captioner.caption(batch, max_length=4)) == 3
+    gray = Image.fromarray(random_photo(2)[:, :, 0])
+    rgba = Image.fromarray(np.dstack([random_photo(3), np.full((40, 56), 128, np.uint8)]))
+    assert all(r.ok for r in tiny_captioner.caption([gray, rgba], max_length=4))
+
+
+def test_bad_images_in_a_batch_do_not_stop_the_others(tiny_captioner, tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello")
+    good = random_photo(4)
+    results = tiny_captioner.caption(
+        [good, str(tmp_path / "empty.jpg"), str(tmp_path / "missing.jpg"), str(tmp_path / "text.png"), good],
+        max_length=5,
+    )
+    assert [r.ok for r in results] == [True, False, False, False, True]
+    assert results[1].error.startswith(str(tmp_path / "empty.jpg") + ": ")
+    assert results[2].error == f"{tmp_path / 'missing.jpg'}: no such file"
+    assert "\n" not in results[3].error
+    assert results[0].text == results[4].text
+    assert results[1].to_dict() == {"image": str(tmp_path / "empty.jpg"), "error": results[1].error}
+
+
+def test_single_bad_image_raises_naming_it(tiny_captioner, tmp_path):
+    with pytest.raises(ImageError, match="nope.jpg: no such file"):
+        tiny_captioner.caption(str(tmp_path / "nope.jpg"))
+    with pytest.raises(ImageError, match="unsupported input type int"):
+        tiny_captioner.caption(42)
+
+
+def test_decoding_methods_and_unknown_options(tiny_captioner):
+    image = random_photo(6)
+    greedy = tiny_captioner.caption(image, method="greedy", max_length=6)
+    assert greedy.text == tiny_captioner.caption(image, beam_size=1, length_penalty=0.0, max_length=6).text
+    first = tiny_captioner.caption(image, method="sample", seed=3, max_length=6).text
+    assert first == tiny_captioner.caption(image, method="sample", seed=3, max_length=6).text
+    with pytest.raises(TypeError, match="unknown decoding option"):
+        tiny_captioner.caption(image, beam_width=3)
+
+
+def test_attention_decoder_reports_where_it_looked(vocab):
+    captioner = Captioner("tiny_cnn", "attention_lstm", vocab, device="cpu",
+                          decoder_options={"embed_dim": 8, "hidden_dim": 8, "attention_dim": 4})
+    result = captioner.caption(random_photo(7), max_length=5)
+    best = result.candidates[0]
+    assert best.attention.shape[0] >= len(best.words) and best.attention.shape[1] == 16  # 4x4 grid
+
+
+def test_incompatible_parts_are_refused(vocab):
+    with pytest.raises(CaptionerError, match="-d features"):
+        from captioner import create_decoder
+        Captioner("tiny_cnn", create_decoder("lstm", vocab_size=len(vocab), feature_dim=99), vocab)
+
+
+def test_device_choice():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device(None).type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(CaptionerError, match="CUDA is not available"):
+            pick_device("cuda")
+    with pytest.raises(CaptionerError, match="not a torch device"):
+        pick_device("toaster")
+
+
+class ShoutPlugin:
+    @hookimpl
+    def register_postprocessors(self, register):
+        register("shout", lambda option=None: shout(option or "!"))
+        register("explode", lambda option=None: explode)
+
+
+def shout(suffix):
+    def process(results):
+        for result in results:
+            result.extras["shout"] = result.text.upper() + suffix
+    return process
+
+
+def explode(results):
+    raise RuntimeError("kaboom")
+
+
+def test_postprocessors_chain_and_failures_are_recorded(tiny_captioner, captioner_plugin, tmp_path):
+    captioner_plugin(ShoutPlugin(), "shout-plugin")
+    (tmp_path / "bad.jpg").write_bytes(b"x")
+    good, bad = tiny_captioner.caption([random_photo(8), str(tmp_path / "bad.jpg")], max_length=5,
+                                       postprocess=["shout:?!", "explode"])
+    assert good.extras["shout"] == good.text.upper() + "?!"
+    assert good.postprocess_errors == {"explode": "RuntimeError: kaboom"}
+    assert good.to_dict()["shout"] == good.extras["shout"] and good.text
+    assert bad.error and not bad.extras
