@@ -126,5 +126,88 @@ def models(paths: tuple[str, ...], as_json: bool) -> None:
     sys.exit(1 if any(info.error for info in infos) else 0)
 
 
+@cli.command(name="train")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="JSON or TOML config file.")
+@click.option("--data", help="Flickr folder, or COCO/Karpathy JSON (then --images).")
+@click.option("--images", help="Image folder for JSON datasets.")
+@click.option("--output", "-o", help="Run folder (checkpoints/, best/, metrics.jsonl).")
+@click.option("--encoder", help="Registered encoder name.")
+@click.option("--decoder", help="Registered decoder name.")
+@click.option("--mode", type=click.Choice(["frozen", "finetune"]), help="Cached frozen features or fine-tuning.")
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--lr", type=float)
+@click.option("--device", help="cuda, cpu, ... (default: best available).")
+@click.option("--seed", type=int)
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Any other option, e.g. --set decoder_hparams.hidden_dim=512 --set label_smoothing=0.1.")
+@click.option("--resume", is_flag=True, help="Continue from the run folder's last complete checkpoint.")
+def train_command(config_file, assignments, resume, **flags) -> None:
+    """Train a caption model (frozen-encoder features are cached on disk).
+
+    Run it under torchrun for multi-GPU (or multi-process CPU) training.
+    """
+    from .training import TrainConfig, train
+    from .training.config import apply_assignments
+
+    try:
+        base = {}
+        if config_file:
+            base = TrainConfig.from_file(config_file).to_json()
+        elif resume and flags.get("output") and (Path(flags["output"]) / "train_config.json").is_file():
+            base = TrainConfig.from_file(Path(flags["output"]) / "train_config.json").to_json()  # the run's own
+        data = {**base, **{k.replace("-", "_"): v for k, v in flags.items() if v is not None}}
+        config = TrainConfig.from_dict(apply_assignments(data, list(assignments)))
+    except (TypeError, ValueError, OSError) as error:
+        raise click.UsageError(str(error).replace("__init__() ", "")) from None
+    try:
+        best = train(config, resume=resume)
+    except CaptionerError as error:
+        error_line(str(error))
+        sys.exit(1)
+    click.echo(f"best model: {best}")
+
+
+@cli.command()
+@click.option("--model", "-m", default=None, help="Model folder or shipped model name (default: the shipped default).")
+@click.option("--data", required=True, help="Flickr folder, or COCO/Karpathy JSON (then --images).")
+@click.option("--images", help="Image folder for JSON datasets.")
+@click.option("--split", default="val", show_default=True)
+@click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None)
+@click.option("--max-length", type=click.IntRange(min=1), default=None)
+@click.option("--length-penalty", type=float, default=None)
+@click.option("--max-images", type=click.IntRange(min=1), default=None, help="Only the first N images of the split.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default=None)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
+@click.option("--captions", type=click.Path(dir_okay=False), help="Write per-image captions as JSON lines here.")
+def evaluate(model, data, images, split, beam_size, max_images, batch_size, device, output, captions, max_length,
+             length_penalty) -> None:
+    """Score a model on a dataset split: BLEU-1..4, METEOR, ROUGE-L, CIDEr (pycocoevalcap)."""
+    from .atomic import atomic_write_text
+    from .captioner import Captioner
+    from .data import load_dataset
+    from .evaluation import evaluate as run_evaluation
+
+    try:
+        captioner = Captioner.from_pretrained(model, device=device)
+        selected = load_dataset(data, images).split(split)[:max_images]
+        scores, texts = run_evaluation(captioner, selected, batch_size, beam_size=beam_size, max_length=max_length,
+                                       length_penalty=length_penalty)
+    except (CaptionerError, ValueError) as error:
+        error_line(str(error))
+        sys.exit(1)
+    click.echo(scores.table())
+    options = captioner.decoding.updated(beam_size=beam_size, max_length=max_length, length_penalty=length_penalty)
+    if output:
+        report = {"model": model, "data": data, "split": split, "images": len(selected),
+                  "decoding": asdict(options), "scores": scores.values, "notes": scores.notes}
+        atomic_write_text(output, json.dumps(report, indent=2) + "\n")
+    if captions:
+        lines = [json.dumps({"image": str(i.path), "caption": t, "references": list(i.captions)}) + "\n"
+                 for i, t in zip(selected, texts)]
+        atomic_write_text(captions, "".join(lines))
+
+
 def main() -> None:
     cli()

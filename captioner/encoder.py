@@ -51,6 +51,10 @@ class Encoder(nn.Module):
 
     config: EncoderConfig
 
+    def stages(self) -> list[nn.Module]:
+        """The network's stages from input to output (fine-tuning unfreezes the last few)."""
+        return list(self.children())
+
 
 class FeatureMapEncoder(Encoder):
     """Wraps a CNN trunk that returns a feature map ``(B, D, h, w)``."""
@@ -59,6 +63,10 @@ class FeatureMapEncoder(Encoder):
         super().__init__()
         self.trunk = trunk
         self.config = config
+
+    def stages(self) -> list[nn.Module]:
+        trunk_stages = getattr(self.trunk, "stages", None)
+        return trunk_stages() if callable(trunk_stages) else list(self.trunk.children())
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         feature_map = self.trunk(images)  # (B, D, h, w)

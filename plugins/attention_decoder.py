@@ -16,6 +16,7 @@ class AttentionDecoderConfig:
     embed_dim: int = 256
     hidden_dim: int = 512
     attention_dim: int = 256
+    memory_dim: int | None = 512  # project region features to this size first (None keeps them as they are)
     dropout: float = 0.5
 
 
@@ -31,21 +32,26 @@ class SoftAttentionDecoder(Decoder):
     def __init__(self, vocab_size: int, feature_dim: int, **hparams) -> None:
         super().__init__(vocab_size, feature_dim)
         self.config = config = AttentionDecoderConfig(**hparams)
+        memory_dim = config.memory_dim or feature_dim
         self.embedding = nn.Embedding(vocab_size, config.embed_dim, padding_idx=0)
-        self.memory_projection = nn.Linear(feature_dim, config.attention_dim)
+        self.region_projection = (
+            nn.Sequential(nn.Linear(feature_dim, memory_dim), nn.ReLU(), nn.Dropout(config.dropout))
+            if config.memory_dim else nn.Identity()
+        )
+        self.memory_projection = nn.Linear(memory_dim, config.attention_dim)
         self.hidden_projection = nn.Linear(config.hidden_dim, config.attention_dim)
         self.attention_score = nn.Linear(config.attention_dim, 1)
-        self.gate = nn.Linear(config.hidden_dim, feature_dim)
-        self.init_h = nn.Linear(feature_dim, config.hidden_dim)
-        self.init_c = nn.Linear(feature_dim, config.hidden_dim)
-        self.cell = nn.LSTMCell(config.embed_dim + feature_dim, config.hidden_dim)
+        self.gate = nn.Linear(config.hidden_dim, memory_dim)
+        self.init_h = nn.Linear(memory_dim, config.hidden_dim)
+        self.init_c = nn.Linear(memory_dim, config.hidden_dim)
+        self.cell = nn.LSTMCell(config.embed_dim + memory_dim, config.hidden_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_dim, vocab_size)
 
     def init_state(self, features: EncoderOutput) -> State:
-        grid = features.grid  # (B, N, D)
-        if grid is None:
+        if features.grid is None:
             raise ValueError("the soft-attention decoder needs an encoder that yields a spatial grid")
+        grid = self.region_projection(features.grid)  # (B, N, M)
         mean = grid.mean(dim=1)
         return {
             "h": torch.tanh(self.init_h(mean)),
@@ -58,7 +64,7 @@ class SoftAttentionDecoder(Decoder):
         h, c, memory = state["h"], state["c"], state["memory"]
         energy = torch.tanh(state["keys"] + self.hidden_projection(h).unsqueeze(1))  # (R, N, A)
         alpha = self.attention_score(energy).squeeze(2).softmax(dim=1)  # (R, N)
-        context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (R, D)
+        context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (R, M)
         context = torch.sigmoid(self.gate(h)) * context
         h, c = self.cell(torch.cat([self.embedding(tokens), context], dim=1), (h, c))
         logits = self.output(self.dropout(h))

@@ -92,6 +92,10 @@ class EfficientNetTrunk(nn.Module):
         classifier.reset_classifier(0)
         self.net = classifier
 
+    def stages(self) -> list[nn.Module]:
+        net = self.net
+        return [nn.ModuleList([net.conv_stem, net.bn1]), *net.blocks, nn.ModuleList([net.conv_head, net.bn2])]
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(images)
 

@@ -18,7 +18,9 @@ WORDS = "a dog cat runs on the grass in red ball".split()
 
 
 def make_tiny_encoder(pretrained: bool = True, weights=None) -> FeatureMapEncoder:
-    trunk = nn.Sequential(nn.Conv2d(3, 8, kernel_size=8, stride=8), nn.ReLU())  # (B, 8, 4, 4)
+    trunk = nn.Sequential(  # (B, 3, 32, 32) -> (B, 8, 4, 4)
+        nn.Conv2d(3, 4, kernel_size=4, stride=4), nn.ReLU(), nn.Conv2d(4, 8, kernel_size=2, stride=2), nn.ReLU()
+    )
     return FeatureMapEncoder(trunk, TINY_CONFIG)
 
 
@@ -64,3 +66,23 @@ def image_folder(tmp_path):
     Image.fromarray(random_photo(3)).save(folder / "nested" / "three.jpeg")
     (folder / "notes.txt").write_text("not an image")
     return folder
+
+
+CAPTIONS = ["a dog runs on the grass", "a cat sits on a red ball", "two dogs play in the grass", "a red ball on grass"]
+
+
+@pytest.fixture
+def tiny_flickr(tmp_path):
+    """A Flickr8k-style folder: 8 random images, 2 captions each, 6 train and 2 val."""
+    root = tmp_path / "flickr"
+    (root / "images").mkdir(parents=True)
+    (root / "splits").mkdir()
+    lines = ["image,caption"]
+    names = [f"img{i}.jpg" for i in range(8)]
+    for i, name in enumerate(names):
+        Image.fromarray(random_photo(100 + i)).save(root / "images" / name)
+        lines += [f"{name},{CAPTIONS[i % 4]} .", f'{name},"{CAPTIONS[(i + 1) % 4]}, really ."']
+    (root / "captions.txt").write_text("\n".join(lines) + "\n")
+    (root / "splits" / "Flickr_8k.trainImages.txt").write_text("\n".join(names[:6]) + "\n")
+    (root / "splits" / "Flickr_8k.devImages.txt").write_text("\n".join(names[6:]) + "\n")
+    return root

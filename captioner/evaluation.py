@@ -1,0 +1,107 @@
+"""Caption metrics through pycocoevalcap: BLEU-1..4, METEOR, ROUGE-L and CIDEr.
+
+References and hypotheses go through its PTB tokenizer (Java). Without Java, METEOR is
+skipped with a note and the text is tokenised by :func:`captioner.vocab.tokenize`
+instead, so the other metrics are still computed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+from .vocab import tokenize
+
+ALL_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
+
+
+@dataclass
+class Scores:
+    """Corpus-level scores by name (``BLEU-1`` .. ``BLEU-4``, ``METEOR``, ``ROUGE_L``, ``CIDEr``)."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        width = max((len(name) for name in self.values), default=6)
+        lines = [f"{'metric':<{width}}  score", f"{'-' * width}  ------"]
+        lines += [f"{name:<{width}}  {value:.4f}" for name, value in self.values.items()]
+        return "\n".join(lines + [f"note: {note}" for note in self.notes])
+
+
+def java_available() -> bool:
+    return shutil.which("java") is not None
+
+
+def _tokenized(references: dict[str, list[str]], hypotheses: dict[str, str], use_java: bool):
+    if use_java:
+        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+        tokenizer = PTBTokenizer()
+        refs = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in references.items()})
+        hyps = tokenizer.tokenize({k: [{"caption": hypotheses[k]}] for k in references})
+        return refs, hyps
+    refs = {k: [" ".join(tokenize(c)) for c in v] for k, v in references.items()}
+    hyps = {k: [" ".join(tokenize(hypotheses[k]))] for k in references}
+    return refs, hyps
+
+
+def score_captions(
+    references: dict[str, list[str]], hypotheses: dict[str, str], metrics: tuple[str, ...] = ALL_METRICS
+) -> Scores:
+    """Corpus scores of one hypothesis per image against its references (same keys)."""
+    missing = set(references) - set(hypotheses)
+    if missing:
+        raise ValueError(f"{len(missing)} images have references but no hypothesis, e.g. {sorted(missing)[0]}")
+    scores = Scores()
+    use_java = java_available()
+    if not use_java:
+        scores.notes.append("java not found: METEOR skipped, PTB tokenizer replaced by captioner's tokenizer")
+    refs, hyps = _tokenized(references, hypotheses, use_java)
+    for metric in metrics:
+        if metric == "BLEU":
+            from pycocoevalcap.bleu.bleu import Bleu
+
+            values, _ = Bleu(4).compute_score(refs, hyps, verbose=0)
+            scores.values.update({f"BLEU-{n}": float(v) for n, v in enumerate(values, 1)})
+        elif metric == "METEOR" and use_java:
+            from pycocoevalcap.meteor.meteor import Meteor
+
+            meteor = Meteor()
+            try:
+                scores.values["METEOR"] = float(meteor.compute_score(refs, hyps)[0])
+            finally:  # this pycocoevalcap release has no close(): end its Java process ourselves
+                meteor.meteor_p.kill()
+                meteor.meteor_p.wait()
+        elif metric == "ROUGE_L":
+            from pycocoevalcap.rouge.rouge import Rouge
+
+            scores.values["ROUGE_L"] = float(Rouge().compute_score(refs, hyps)[0])
+        elif metric == "CIDEr":
+            from pycocoevalcap.cider.cider import Cider
+
+            scores.values["CIDEr"] = float(Cider().compute_score(refs, hyps)[0])
+    return scores
+
+
+def caption_images(captioner, images, batch_size: int = 64, progress: bool = True, **decoding) -> list[str]:
+    """Captions for dataset images through the full pipeline (files, preprocessing, model)."""
+    from tqdm import tqdm
+
+    captions: list[str] = []
+    for start in tqdm(range(0, len(images), batch_size), desc="captioning", unit="batch", disable=not progress):
+        chunk = images[start : start + batch_size]
+        for result in captioner.caption([str(image.path) for image in chunk], batch_size=batch_size, **decoding):
+            if result.error is not None:
+                raise ValueError(result.error)
+            captions.append(result.text)
+    return captions
+
+
+def evaluate(captioner, images, batch_size: int = 64, progress: bool = True, **decoding) -> tuple[Scores, list[str]]:
+    """Caption ``images`` (``CaptionedImage`` list) and score them against their references."""
+    captions = caption_images(captioner, images, batch_size, progress, **decoding)
+    references = {str(i): list(image.captions) for i, image in enumerate(images)}
+    scores = score_captions(references, {str(i): text for i, text in enumerate(captions)})
+    scores.values["distinct_captions"] = float(len(set(captions)))
+    return scores, captions

@@ -1,0 +1,375 @@
+"""The training loop: frozen-encoder (cached features) or fine-tuning, single process or DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..atomic import atomic_write_text
+from ..captioner import Captioner
+from ..data import CaptionedImage, load_dataset
+from ..decoding import DecodingOptions
+from ..encoder import EncoderOutput
+from ..errors import CaptionerError
+from ..evaluation import score_captions
+from ..features import FeatureCache, default_cache_dir
+from ..images import load_image, preprocess
+from ..modelfile import read_weights
+from ..registry import create_decoder, create_encoder
+from ..vocab import Vocabulary
+from .checkpoint import latest_checkpoint, read_state, write_checkpoint
+from .config import TrainConfig
+from .teacher_forcing import TeacherForcing
+
+
+class TrainingError(CaptionerError):
+    """Training cannot go on (for example the loss became NaN)."""
+
+
+@dataclass
+class CaptionPairs:
+    """Every (image, reference caption) pair: image row ``(P,)`` and padded token ids ``(P, L)``."""
+
+    image_index: torch.Tensor
+    tokens: torch.Tensor
+
+
+def encode_captions(images: list[CaptionedImage], vocab: Vocabulary, max_words: int) -> CaptionPairs:
+    rows, encoded = [], []
+    for index, image in enumerate(images):
+        for caption in image.captions:
+            rows.append(index)
+            encoded.append(vocab.encode(caption, max_length=max_words))
+    tokens = torch.zeros(len(encoded), max(map(len, encoded)), dtype=torch.long)  # <pad> = 0
+    for i, ids in enumerate(encoded):
+        tokens[i, : len(ids)] = torch.tensor(ids)
+    return CaptionPairs(torch.tensor(rows), tokens)
+
+
+class _Pixels(Dataset):
+    def __init__(self, images: list[CaptionedImage], config) -> None:
+        self.images, self.config = images, config
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return preprocess(load_image(self.images[index].path), self.config)
+
+
+class TrainingModule(nn.Module):
+    """What DDP wraps: the decoder's teacher forcing, after the encoder when fine-tuning."""
+
+    def __init__(self, decoder: nn.Module, encoder: nn.Module | None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.teacher_forcing = TeacherForcing(decoder)
+
+    def forward(self, source, inputs, sample_prob: float, generator: torch.Generator | None):
+        features = self.encoder(source) if self.encoder is not None else source
+        return self.teacher_forcing(features, inputs, sample_prob, generator)
+
+
+def init_distributed(device: str | None) -> tuple[int, int, str | None]:
+    """(rank, world size, device) — a process group is started when run by ``torchrun``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    use_cuda = torch.cuda.is_available() and device != "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    else:
+        device = "cpu"
+    return dist.get_rank(), world, device
+
+
+def lr_multiplier(step: int, warmup: int, total: int, schedule: str) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    """Trains one run; ``run()`` returns the folder of the selected model (``output/best``)."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True) -> None:
+        self.config = config
+        self.rank, self.world, device = init_distributed(config.device)
+        self.is_main = self.rank == 0
+        self.progress = progress and self.is_main
+        self.output = Path(config.output)
+        self.checkpoints = self.output / "checkpoints"
+        torch.manual_seed(config.seed)
+
+        dataset = load_dataset(config.data, config.images)
+        self.train_images = dataset.select(config.train_splits)
+        self.val_images = dataset.split(config.val_split)[: config.val_images]
+        self.resume_from = latest_checkpoint(self.checkpoints) if resume else None
+        if resume and self.resume_from is None and self.is_main:
+            print(f"no complete checkpoint in {self.checkpoints}; starting from scratch")
+
+        if self.resume_from is not None:
+            vocab = Vocabulary.from_json(json.loads((self.resume_from / "vocab.json").read_text()))
+        else:
+            vocab = Vocabulary.build((c for image in self.train_images for c in image.captions), config.min_word_count)
+        encoder = create_encoder(config.encoder, pretrained=True)
+        decoder = create_decoder(
+            config.decoder, vocab_size=len(vocab), feature_dim=encoder.config.feature_dim, **config.decoder_hparams
+        )
+        self.captioner = Captioner(
+            encoder, decoder, vocab, device=device,
+            decoding=DecodingOptions(beam_size=config.val_beam_size, length_penalty=config.length_penalty),
+            metadata={"training": config.to_json()},
+        )
+        if self.resume_from is not None:
+            read_weights(self.resume_from, self.captioner.model)
+        self.device = self.captioner.device
+        self.pairs = encode_captions(self.train_images, vocab, config.max_words)
+        self._prepare_features()
+        self._prepare_optimizer()
+
+    # -- data ----------------------------------------------------------------------------
+
+    def _prepare_features(self) -> None:
+        """Frozen mode: load (extracting once) cached features for train and val images."""
+        encoder = self.captioner.encoder
+        encoder.eval().requires_grad_(False)
+        if self.config.mode == "finetune":
+            self.train_features = self.val_features = None
+            for stage in encoder.stages()[-self.config.finetune_stages :]:
+                stage.requires_grad_(True)
+            return
+        cache = FeatureCache(Path(self.config.cache_dir or default_cache_dir()), self.config.encoder, encoder)
+        paths = [image.path for image in self.train_images + self.val_images]
+        if self.is_main:
+            cache.extract(paths, num_workers=self.config.num_workers, device=str(self.device), progress=self.progress)
+        if self.world > 1:
+            dist.barrier()
+        features = cache.load(cache.extract(paths, progress=False))  # all cached by now
+        n = len(self.train_images)
+        self.train_features = (features.pooled[:n], None if features.grid is None else features.grid[:n])
+        self.val_features = (features.pooled[n:], None if features.grid is None else features.grid[n:])
+
+    def _features(self, stored, rows: torch.Tensor) -> EncoderOutput:
+        pooled, grid = stored
+        return EncoderOutput(
+            pooled[rows].to(self.device, torch.float32),
+            None if grid is None else grid[rows].to(self.device, torch.float32),
+        )
+
+    def _pixels(self, images: list[CaptionedImage], rows: list[int]) -> torch.Tensor:
+        config = self.captioner.encoder_config
+        return torch.stack([preprocess(load_image(images[r].path), config) for r in rows]).to(self.device)
+
+    # -- optimisation --------------------------------------------------------------------
+
+    def _prepare_optimizer(self) -> None:
+        config = self.config
+        finetune = config.mode == "finetune"
+        module = TrainingModule(self.captioner.decoder, self.captioner.encoder if finetune else None)
+        self.module = DistributedDataParallel(module) if self.world > 1 else module
+        groups = [{"params": list(self.captioner.decoder.parameters()), "lr": config.lr}]
+        if finetune:
+            trainable = [p for p in self.captioner.encoder.parameters() if p.requires_grad]
+            groups.append({"params": trainable, "lr": config.encoder_lr})
+        self.optimizer = torch.optim.Adam(groups, weight_decay=config.weight_decay)
+        self.steps_per_epoch = len(self._batches(0))
+        total = self.steps_per_epoch * config.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_multiplier(step, config.warmup_steps, total, config.lr_schedule)
+        )
+        self.start_epoch, self.best_score, self.best_epoch, self.bad_epochs = 0, -math.inf, -1, 0
+        if self.resume_from is not None:
+            state = read_state(self.resume_from)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.start_epoch = state["epoch"] + 1
+            self.best_score, self.best_epoch, self.bad_epochs = state["best_score"], state["best_epoch"], state["bad_epochs"]
+            if self.is_main:
+                print(f"resuming after epoch {state['epoch'] + 1} from {self.resume_from}")
+
+    def _loss(self, logits: torch.Tensor, attention: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+            ignore_index=Vocabulary.pad_id, label_smoothing=self.config.label_smoothing,
+        )
+        if attention is not None and self.config.attention_regularization > 0:
+            mask = (targets != Vocabulary.pad_id).unsqueeze(-1).to(attention.dtype)  # (B, T, 1)
+            coverage = (attention * mask).sum(dim=1)  # (B, N): attention each region got over the caption
+            loss = loss + self.config.attention_regularization * ((1.0 - coverage) ** 2).mean()
+        return loss
+
+    def _batches(self, epoch: int) -> list[torch.Tensor]:
+        """Shuffled batches of caption rows, similar lengths together (less padding per step).
+
+        Rows are shuffled, cut into chunks of 50 batches, sorted by length inside each
+        chunk, batched, and the batches shuffled. Under DDP only full batches are used.
+        """
+        size = self.config.batch_size
+        generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        order = torch.randperm(len(self.pairs.tokens), generator=generator)
+        lengths = (self.pairs.tokens != Vocabulary.pad_id).sum(1)
+        batches: list[torch.Tensor] = []
+        for chunk in order.split(size * 50):
+            batches += list(chunk[lengths[chunk].argsort(stable=True)].split(size))
+        if self.world > 1:
+            batches = [b for b in batches if len(b) == size]
+        return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+
+    def train_epoch(self, epoch: int) -> float:
+        config = self.config
+        self.captioner.decoder.train()
+        batches = self._batches(epoch)
+        torch.manual_seed(config.seed * 1000 + epoch)  # dropout depends on (seed, epoch) only: exact resume
+        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch + 1)
+        sample_prob = config.scheduled_sampling * epoch / max(1, config.epochs - 1)
+        use_amp = config.amp and self.device.type == "cuda"
+        total, count = 0.0, 0
+        for step, batch in enumerate(
+            tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", disable=not self.progress, leave=False)
+        ):
+            batch = batch[self.rank :: self.world]
+            rows = self.pairs.image_index[batch]
+            tokens = self.pairs.tokens[batch].to(self.device)
+            length = int((tokens != Vocabulary.pad_id).sum(1).max())
+            inputs, targets = tokens[:, : length - 1], tokens[:, 1:length]
+            if config.mode == "finetune":
+                source = self._pixels(self.train_images, rows.tolist())
+            else:
+                source = self._features(self.train_features, rows)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                logits, attention = self.module(source, inputs, sample_prob, generator)
+                loss = self._loss(logits, attention, targets)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopping "
+                    f"(the last good checkpoint is kept in {self.checkpoints})"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], config.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            total += loss.item() * len(batch)
+            count += len(batch)
+        return total / max(1, count)
+
+    # -- validation ----------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def validate(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Beam-search captions for the validation images, scored by BLEU and CIDEr."""
+        self.captioner.model.eval()
+        captions: list[str] = []
+        batch = 100
+        for start in range(0, len(self.val_images), batch):
+            rows = list(range(start, min(start + batch, len(self.val_images))))
+            if self.config.mode == "finetune":
+                features = self.captioner.encode(self._pixels(self.val_images, rows))
+            else:
+                features = self._features(self.val_features, torch.tensor(rows))
+            captions += [c[0].text for c in self.captioner.decode(features)]
+        references = {str(i): list(image.captions) for i, image in enumerate(self.val_images)}
+        hypotheses = {str(i): text for i, text in enumerate(captions)}
+        scores = score_captions(references, hypotheses, metrics=("BLEU", "CIDEr")).values
+        scores["distinct_captions"] = len(set(captions))
+        samples = [{"image": image.name, "caption": text} for image, text in zip(self.val_images, captions)]
+        return scores, samples
+
+    # -- the run -------------------------------------------------------------------------
+
+    def _save_best(self) -> None:
+        best = self.output / "best"
+        staging = Path(tempfile.mkdtemp(dir=self.output, prefix=".best-"))
+        self.captioner.save(staging, dtype=getattr(torch, self.config.save_dtype))
+        if best.exists():
+            old = Path(tempfile.mkdtemp(dir=self.output, prefix=".old-best-"))
+            best.rename(old / "best")
+            staging.rename(best)
+            shutil.rmtree(old)
+        else:
+            staging.rename(best)
+
+    def _checkpoint(self, epoch: int) -> None:
+        state = {
+            "epoch": epoch,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+        write_checkpoint(self.checkpoints, epoch, lambda folder: self.captioner.save(folder), state)
+
+    def run(self) -> Path:
+        config = self.config
+        if self.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.output / "train_config.json", json.dumps(config.to_json(), indent=2) + "\n")
+        metrics_path = self.output / "metrics.jsonl"
+        for epoch in range(self.start_epoch, config.epochs):
+            started = time.time()
+            loss = self.train_epoch(epoch)
+            stop = torch.zeros(1)
+            if self.is_main:
+                scores, samples = self.validate()
+                score = scores[config.select_metric]
+                improved = score > self.best_score
+                if improved:
+                    self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+                    self._save_best()
+                    atomic_write_text(self.output / "best_val_captions.jsonl",
+                                      "".join(json.dumps(s) + "\n" for s in samples))
+                else:
+                    self.bad_epochs += 1
+                self._checkpoint(epoch)
+                record = {"epoch": epoch + 1, "train_loss": round(loss, 5),
+                          "lr": self.scheduler.get_last_lr()[0], **{k: round(v, 5) for k, v in scores.items()},
+                          "best": improved, "seconds": round(time.time() - started, 1), "world_size": self.world}
+                with metrics_path.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                if self.progress:
+                    print(" ".join(f"{k}={v}" for k, v in record.items()), flush=True)
+                stop[0] = float(self.bad_epochs >= config.patience)
+            if self.world > 1:
+                dist.broadcast(stop, src=0)
+            if stop.item():
+                if self.is_main:
+                    print(f"no {config.select_metric} improvement for {config.patience} epochs; stopping")
+                break
+        if self.world > 1:
+            dist.barrier()
+        return self.output / "best"
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train a captioner as ``config`` says; returns the selected model's folder."""
+    trainer = Trainer(config, resume=resume, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        if trainer.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

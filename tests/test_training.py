@@ -1,0 +1,151 @@
+"""Training on a tiny Flickr-style fixture: frozen and fine-tuned, resume, DDP, failures."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from captioner import Captioner
+from captioner.features import FeatureCache
+from captioner.training import TrainConfig, Trainer, train
+from captioner.training.trainer import TrainingError
+
+TINY_DECODER = {"embed_dim": 8, "hidden_dim": 16, "attention_dim": 8, "memory_dim": 8, "dropout": 0.1}
+
+
+def config(tiny_flickr, tmp_path, **changes):
+    values = dict(
+        data=str(tiny_flickr), output=str(tmp_path / "run"), encoder="tiny_cnn", decoder="attention_lstm",
+        decoder_hparams=TINY_DECODER, min_word_count=1, epochs=3, batch_size=4, lr=3e-3, warmup_steps=1,
+        cache_dir=str(tmp_path / "cache"), device="cpu", num_workers=0, val_beam_size=2, patience=10,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_frozen_training_writes_a_loadable_best_model(tiny_flickr, tmp_path):
+    best = train(config(tiny_flickr, tmp_path, epochs=4), progress=False)
+    log = metrics(tmp_path / "run")
+    assert [m["epoch"] for m in log] == [1, 2, 3, 4]
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    assert {"BLEU-4", "CIDEr", "distinct_captions", "lr"} <= set(log[0])
+    captioner = Captioner.from_pretrained(best, device="cpu")
+    assert "dog" in captioner.vocab and captioner.decoding.beam_size == 2
+    assert captioner.metadata["training"]["decoder"] == "attention_lstm"
+    assert captioner.caption(str(tiny_flickr / "images" / "img0.jpg")).text
+    assert len((tmp_path / "run" / "best_val_captions.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_continues_exactly(tiny_flickr, tmp_path, monkeypatch):
+    straight = config(tiny_flickr, tmp_path / "a", decoder="lstm", decoder_hparams={"embed_dim": 8, "hidden_dim": 8})
+    train(straight, progress=False)
+
+    interrupted = config(tiny_flickr, tmp_path / "b", decoder="lstm", decoder_hparams={"embed_dim": 8, "hidden_dim": 8},
+                         cache_dir=straight.cache_dir)
+    original = Trainer.train_epoch
+
+    def crash_in_third_epoch(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, progress=False)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    train(interrupted, resume=True, progress=False)
+
+    a = load_file(tmp_path / "a" / "run" / "checkpoints" / "epoch-0002" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "run" / "checkpoints" / "epoch-0002" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [m["epoch"] for m in metrics(tmp_path / "b" / "run")] == [1, 2, 3]
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_flickr, tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "_loss", lambda self, *args: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(TrainingError, match="loss became nan at epoch 1, step 1"):
+        train(config(tiny_flickr, tmp_path), progress=False)
+
+
+def test_finetune_trains_only_the_top_stages(tiny_flickr, tmp_path):
+    cfg = config(tiny_flickr, tmp_path, mode="finetune", finetune_stages=2, epochs=1, encoder_lr=1e-2)
+    trainer = Trainer(cfg, progress=False)
+    bottom, top = trainer.captioner.encoder.trunk[0], trainer.captioner.encoder.trunk[2]  # stages: conv relu conv relu
+    bottom_before, top_before = bottom.weight.detach().clone(), top.weight.detach().clone()
+    trainer.run()
+    assert not bottom.weight.requires_grad and torch.equal(bottom.weight, bottom_before)
+    assert top.weight.requires_grad and not torch.equal(top.weight, top_before)
+    assert Captioner.from_pretrained(tmp_path / "run" / "best", device="cpu").encoder.trunk[2].weight.dtype == torch.float32
+
+
+def test_feature_cache_is_keyed_by_file_content(tiny_flickr, tmp_path):
+    from conftest import make_tiny_encoder
+
+    torch.manual_seed(0)
+    encoder = make_tiny_encoder()
+    cache = FeatureCache(tmp_path / "cache", "tiny_cnn", encoder)
+    images = sorted((tiny_flickr / "images").glob("*.jpg"))
+    calls = []
+    encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    digests = cache.extract(images, progress=False, num_workers=0)
+    assert sum(calls) == 8
+    copy = tmp_path / "renamed.jpg"
+    copy.write_bytes(images[0].read_bytes())
+    assert cache.extract([copy], progress=False, num_workers=0) == digests[:1] and sum(calls) == 8
+    features = cache.load(digests)
+    assert features.pooled.shape == (8, 8) and features.grid.shape == (8, 16, 8)
+    assert features.pooled.dtype == torch.float16
+    other = FeatureCache(tmp_path / "cache", "tiny_cnn", make_tiny_encoder())  # other weights -> other key
+    assert other.dir != cache.dir
+
+
+def test_cli_train_and_evaluate(tiny_flickr, tmp_path):
+    from click.testing import CliRunner
+
+    from captioner.cli import cli
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, [
+        "train", "--data", str(tiny_flickr), "--output", str(run), "--encoder", "tiny_cnn", "--decoder", "gru",
+        "--epochs", "1", "--batch-size", "4", "--device", "cpu",
+        "--set", "min_word_count=1", "--set", f'cache_dir="{tmp_path / "cache"}"', "--set", "decoder_hparams.hidden_dim=8",
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "train_config.json").read_text())["decoder_hparams"] == {"hidden_dim": 8}
+    result = CliRunner().invoke(cli, [
+        "evaluate", "--model", str(run / "best"), "--data", str(tiny_flickr), "--split", "val", "--beam-size", "2",
+        "--output", str(tmp_path / "scores.json"), "--captions", str(tmp_path / "captions.jsonl"),
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "scores.json").read_text())
+    assert report["images"] == 2 and report["decoding"]["beam_size"] == 2
+    assert {"BLEU-1", "BLEU-4", "ROUGE_L", "CIDEr", "distinct_captions"} <= set(report["scores"])
+    assert len((tmp_path / "captions.jsonl").read_text().splitlines()) == 2
+    bad = CliRunner().invoke(cli, ["train", "--data", str(tiny_flickr), "--output", str(run), "--set", "epochs=0"])
+    assert bad.exit_code == 2 and "epochs" in bad.output
+
+
+def test_ddp_training_with_two_gloo_processes(tiny_flickr, tmp_path):
+    """torchrun with two CPU processes on the built-in EfficientNet-Lite0 encoder."""
+    run = tmp_path / "ddp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPTIONER_")}
+    env["OMP_NUM_THREADS"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "captioner", "train",
+         "--data", str(tiny_flickr), "--output", str(run), "--decoder", "lstm", "--epochs", "2", "--batch-size", "4",
+         "--device", "cpu", "--set", "min_word_count=1", "--set", f'cache_dir="{tmp_path / "cache"}"',
+         "--set", "decoder_hparams.hidden_dim=8", "--set", "decoder_hparams.embed_dim=8", "--set", "num_workers=0"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = metrics(run)
+    assert [m["world_size"] for m in log] == [2, 2]
+    assert Captioner.from_pretrained(run / "best", device="cpu").caption(str(tiny_flickr / "images" / "img1.jpg")).text
