@@ -173,39 +173,48 @@ def train_command(config_file, assignments, resume, **flags) -> None:
 @click.option("--data", required=True, help="Flickr folder, or COCO/Karpathy JSON (then --images).")
 @click.option("--images", help="Image folder for JSON datasets.")
 @click.option("--split", default="val", show_default=True)
-@click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None)
+@click.option("--beam-size", "-k", "beam_sizes", type=click.IntRange(min=1), multiple=True,
+              help="Beam width; repeat to compare several (images are encoded once).")
+@click.option("--length-penalty", "length_penalties", type=float, multiple=True, help="Repeatable, like --beam-size.")
 @click.option("--max-length", type=click.IntRange(min=1), default=None)
-@click.option("--length-penalty", type=float, default=None)
 @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Only the first N images of the split.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default=None)
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
-@click.option("--captions", type=click.Path(dir_okay=False), help="Write per-image captions as JSON lines here.")
-def evaluate(model, data, images, split, beam_size, max_images, batch_size, device, output, captions, max_length,
-             length_penalty) -> None:
+@click.option("--captions", type=click.Path(dir_okay=False),
+              help="Write per-image captions (of the first setting) as JSON lines here.")
+def evaluate(model, data, images, split, beam_sizes, length_penalties, max_length, max_images, batch_size, device,
+             output, captions) -> None:
     """Score a model on a dataset split: BLEU-1..4, METEOR, ROUGE-L, CIDEr (pycocoevalcap)."""
     from .atomic import atomic_write_text
     from .captioner import Captioner
     from .data import load_dataset
     from .evaluation import evaluate as run_evaluation
 
+    settings = [
+        {"beam_size": k, "length_penalty": lp, "max_length": max_length}
+        for k in beam_sizes or [None]
+        for lp in length_penalties or [None]
+    ]
     try:
         captioner = Captioner.from_pretrained(model, device=device)
         selected = load_dataset(data, images).split(split)[:max_images]
-        scores, texts = run_evaluation(captioner, selected, batch_size, beam_size=beam_size, max_length=max_length,
-                                       length_penalty=length_penalty)
+        results = run_evaluation(captioner, selected, settings, batch_size)
     except (CaptionerError, ValueError) as error:
         error_line(str(error))
         sys.exit(1)
-    click.echo(scores.table())
-    options = captioner.decoding.updated(beam_size=beam_size, max_length=max_length, length_penalty=length_penalty)
+    runs = []
+    for setting, (scores, _) in zip(settings, results):
+        options = captioner.decoding.updated(**setting)
+        click.echo(f"\n{split}, {len(selected)} images, beam {options.beam_size}, length penalty {options.length_penalty}")
+        click.echo(scores.table())
+        runs.append({"decoding": asdict(options), "scores": scores.values, "notes": scores.notes})
     if output:
-        report = {"model": model, "data": data, "split": split, "images": len(selected),
-                  "decoding": asdict(options), "scores": scores.values, "notes": scores.notes}
+        report = {"model": model, "data": data, "split": split, "images": len(selected), "runs": runs}
         atomic_write_text(output, json.dumps(report, indent=2) + "\n")
     if captions:
         lines = [json.dumps({"image": str(i.path), "caption": t, "references": list(i.captions)}) + "\n"
-                 for i, t in zip(selected, texts)]
+                 for i, t in zip(selected, results[0][1])]
         atomic_write_text(captions, "".join(lines))
 
 

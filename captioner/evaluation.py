@@ -84,24 +84,34 @@ def score_captions(
     return scores
 
 
-def caption_images(captioner, images, batch_size: int = 64, progress: bool = True, **decoding) -> list[str]:
-    """Captions for dataset images through the full pipeline (files, preprocessing, model)."""
+def caption_images(captioner, images, settings: list[dict], batch_size: int = 64, progress: bool = True) -> list[list[str]]:
+    """Captions of dataset images for each decoding setting (dicts of ``DecodingOptions`` fields).
+
+    Every batch of image files is read, preprocessed and encoded once, then decoded
+    once per setting; an unreadable image is an error.
+    """
+    import torch
     from tqdm import tqdm
 
-    captions: list[str] = []
+    from .images import load_image, preprocess
+
+    options = [captioner.decoding.updated(**setting) for setting in settings]
+    captions: list[list[str]] = [[] for _ in settings]
     for start in tqdm(range(0, len(images), batch_size), desc="captioning", unit="batch", disable=not progress):
         chunk = images[start : start + batch_size]
-        for result in captioner.caption([str(image.path) for image in chunk], batch_size=batch_size, **decoding):
-            if result.error is not None:
-                raise ValueError(result.error)
-            captions.append(result.text)
+        pixels = torch.stack([preprocess(load_image(image.path), captioner.encoder_config) for image in chunk])
+        features = captioner.encode(pixels)
+        for texts, option in zip(captions, options):
+            texts += [candidates[0].text for candidates in captioner.decode(features, option)]
     return captions
 
 
-def evaluate(captioner, images, batch_size: int = 64, progress: bool = True, **decoding) -> tuple[Scores, list[str]]:
-    """Caption ``images`` (``CaptionedImage`` list) and score them against their references."""
-    captions = caption_images(captioner, images, batch_size, progress, **decoding)
+def evaluate(captioner, images, settings: list[dict], batch_size: int = 64, progress: bool = True):
+    """Scores and captions of ``images`` (``CaptionedImage`` list) for each decoding setting."""
     references = {str(i): list(image.captions) for i, image in enumerate(images)}
-    scores = score_captions(references, {str(i): text for i, text in enumerate(captions)})
-    scores.values["distinct_captions"] = float(len(set(captions)))
-    return scores, captions
+    results = []
+    for captions in caption_images(captioner, images, settings, batch_size, progress):
+        scores = score_captions(references, {str(i): text for i, text in enumerate(captions)})
+        scores.values["distinct_captions"] = float(len(set(captions)))
+        results.append((scores, captions))
+    return results

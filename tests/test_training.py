@@ -121,13 +121,13 @@ def test_cli_train_and_evaluate(tiny_flickr, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((run / "train_config.json").read_text())["decoder_hparams"] == {"hidden_dim": 8}
     result = CliRunner().invoke(cli, [
-        "evaluate", "--model", str(run / "best"), "--data", str(tiny_flickr), "--split", "val", "--beam-size", "2",
+        "evaluate", "--model", str(run / "best"), "--data", str(tiny_flickr), "--split", "val", "-k", "1", "-k", "2",
         "--output", str(tmp_path / "scores.json"), "--captions", str(tmp_path / "captions.jsonl"),
     ])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "scores.json").read_text())
-    assert report["images"] == 2 and report["decoding"]["beam_size"] == 2
-    assert {"BLEU-1", "BLEU-4", "ROUGE_L", "CIDEr", "distinct_captions"} <= set(report["scores"])
+    assert report["images"] == 2 and [r["decoding"]["beam_size"] for r in report["runs"]] == [1, 2]
+    assert {"BLEU-1", "BLEU-4", "ROUGE_L", "CIDEr", "distinct_captions"} <= set(report["runs"][1]["scores"])
     assert len((tmp_path / "captions.jsonl").read_text().splitlines()) == 2
     bad = CliRunner().invoke(cli, ["train", "--data", str(tiny_flickr), "--output", str(run), "--set", "epochs=0"])
     assert bad.exit_code == 2 and "epochs" in bad.output
