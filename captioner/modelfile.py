@@ -121,8 +121,11 @@ def read_vocab(folder: Path, expected_size: int) -> Vocabulary:
     return vocab
 
 
-def read_weights(folder: Path, module: torch.nn.Module) -> None:
-    """Load ``folder/model.safetensors`` into ``module`` after checking names and shapes."""
+def read_weights(folder: Path, module: torch.nn.Module, prefix: str = "") -> None:
+    """Load ``folder/model.safetensors`` into ``module`` after checking names and shapes.
+
+    With ``prefix`` (e.g. ``"decoder."``) only those tensors are read, into the submodule.
+    """
     path = folder / WEIGHTS_FILE
     if not path.is_file():
         raise ModelLoadError(f"{path}: missing")
@@ -130,6 +133,7 @@ def read_weights(folder: Path, module: torch.nn.Module) -> None:
         tensors = load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelLoadError(f"{path}: not a valid safetensors file ({' '.join(str(error).split())})") from None
+    tensors = {name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)}
     expected = module.state_dict()
     problems = [f"missing {name}" for name in expected if name not in tensors]
     problems += [f"unexpected {name}" for name in tensors if name not in expected]

@@ -47,7 +47,7 @@ def tiny_captioner(request, vocab) -> Captioner:
     torch.manual_seed(0)
     hparams = {"embed_dim": 16, "hidden_dim": 24}
     if request.param == "attention_lstm":
-        hparams["attention_dim"] = 12
+        hparams.update(attention_dim=12, memory_dim=12)
     return Captioner("tiny_cnn", request.param, vocab, device="cpu", decoder_options=hparams)
 
 

@@ -97,7 +97,7 @@ def test_decoding_methods_and_unknown_options(tiny_captioner):
 
 def test_attention_decoder_reports_where_it_looked(vocab):
     captioner = Captioner("tiny_cnn", "attention_lstm", vocab, device="cpu",
-                          decoder_options={"embed_dim": 8, "hidden_dim": 8, "attention_dim": 4})
+                          decoder_options={"embed_dim": 8, "hidden_dim": 8, "attention_dim": 4, "memory_dim": 8})
     result = captioner.caption(random_photo(7), max_length=5)
     best = result.candidates[0]
     assert best.attention.shape[0] >= len(best.words) and best.attention.shape[1] == 16  # 4x4 grid

@@ -20,7 +20,7 @@ def random_problem(seed: int, decoder_name: str, vocab_size: int = 9, batch: int
     torch.manual_seed(seed)
     hparams = {"embed_dim": 5, "hidden_dim": 7, "dropout": 0.0}
     if decoder_name == "attention_lstm":
-        hparams["attention_dim"] = 4
+        hparams.update(attention_dim=4, memory_dim=6)
     decoder = create_decoder(decoder_name, vocab_size=vocab_size, feature_dim=dim, **hparams).double().eval()
     with torch.no_grad():  # sharpen the output layer so captions end at varied lengths
         decoder.output.weight.mul_(4)

@@ -9,7 +9,7 @@ HPARAMS = {"embed_dim": 8, "hidden_dim": 10}
 
 
 def make(name: str, vocab_size: int = 12, feature_dim: int = 6):
-    hparams = dict(HPARAMS, attention_dim=5) if name == "attention_lstm" else dict(HPARAMS)
+    hparams = dict(HPARAMS, attention_dim=5, memory_dim=6) if name == "attention_lstm" else dict(HPARAMS)
     return create_decoder(name, vocab_size=vocab_size, feature_dim=feature_dim, **hparams).eval()
 
 

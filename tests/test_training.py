@@ -69,6 +69,35 @@ def test_resume_continues_exactly(tiny_flickr, tmp_path, monkeypatch):
     assert [m["epoch"] for m in metrics(tmp_path / "b" / "run")] == [1, 2, 3]
 
 
+def test_self_critical_training_from_a_trained_model(tiny_flickr, tmp_path):
+    first = train(config(tiny_flickr, tmp_path / "xe", epochs=2), progress=False)
+    scst = config(tiny_flickr, tmp_path / "scst", epochs=2, objective="scst", init_from=str(first), scst_samples=3,
+                  lr=1e-3, warmup_steps=0, lr_schedule="constant", cache_dir=str(tmp_path / "xe" / "cache"))
+    trainer = Trainer(scst, progress=False)
+    xe_decoder = Captioner.from_pretrained(first, device="cpu").decoder.state_dict()
+    assert all(torch.equal(v, xe_decoder[k]) for k, v in trainer.captioner.decoder.state_dict().items())
+    assert trainer.captioner.vocab.tokens == Captioner.from_pretrained(first).vocab.tokens
+    assert trainer.steps_per_epoch == 2  # 6 training images in batches of 4
+    best = trainer.run()
+    assert [m["epoch"] for m in metrics(tmp_path / "scst" / "run")] == [1, 2]
+    assert Captioner.from_pretrained(best, device="cpu").caption(str(tiny_flickr / "images" / "img3.jpg")).text
+
+
+def test_cider_reward_matches_pycocoevalcap():
+    from pycocoevalcap.cider.cider import Cider
+
+    from captioner.training.cider_reward import CiderD
+
+    refs = {"1": ["a dog runs on the grass", "a brown dog running across a lawn"],
+            "2": ["two people sit on a bench", "a couple sitting on a park bench"],
+            "3": ["a man rides a bike", "a cyclist on a road"]}
+    hyps = {"1": ["a dog runs on a lawn"], "2": ["two people sit on a park bench"], "3": ["a man on a bike"]}
+    _, expected = Cider().compute_score(refs, hyps)
+    cider = CiderD([[r.split() for r in refs[k]] for k in refs])
+    got = [cider.score(hyps[k][0].split(), i, [r.split() for r in refs[k]]) for i, k in enumerate(refs)]
+    assert got == pytest.approx(list(expected), rel=1e-12)
+
+
 def test_nan_loss_stops_with_a_clear_message(tiny_flickr, tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_loss", lambda self, *args: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(TrainingError, match="loss became nan at epoch 1, step 1"):

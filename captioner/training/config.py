@@ -23,6 +23,9 @@ class TrainConfig:
     decoder_hparams: dict[str, Any] = field(default_factory=dict)
     min_word_count: int = 5
     max_words: int = 20  # longer training captions are cut
+    init_from: str | None = None  # start from this model folder's weights and vocabulary
+    objective: Literal["xe", "scst"] = "xe"  # cross-entropy, or self-critical training with a CIDEr-D reward
+    scst_samples: int = 5  # sampled captions per image (scst); a batch is batch_size images
     mode: Literal["frozen", "finetune"] = "frozen"  # frozen: cached features; finetune: train top encoder stages
     finetune_stages: int = 2
     epochs: int = 30
@@ -53,6 +56,10 @@ class TrainConfig:
             raise ValueError(f"select_metric must be CIDEr or BLEU-4, not {self.select_metric!r}")
         if self.mode not in ("frozen", "finetune"):
             raise ValueError(f"mode must be frozen or finetune, not {self.mode!r}")
+        if self.objective not in ("xe", "scst"):
+            raise ValueError(f"objective must be xe or scst, not {self.objective!r}")
+        if self.objective == "scst" and self.scst_samples < 2:
+            raise ValueError("scst_samples must be >= 2 (the other samples are the baseline)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
 

@@ -17,7 +17,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..atomic import atomic_write_text
@@ -29,11 +28,13 @@ from ..errors import CaptionerError
 from ..evaluation import score_captions
 from ..features import FeatureCache, default_cache_dir
 from ..images import load_image, preprocess
-from ..modelfile import read_weights
+from ..modelfile import read_config, read_vocab, read_weights
 from ..registry import create_decoder, create_encoder
-from ..vocab import Vocabulary
+from ..vocab import Vocabulary, tokenize
 from .checkpoint import latest_checkpoint, read_state, write_checkpoint
+from .cider_reward import CiderD
 from .config import TrainConfig
+from .scst import scst_loss
 from .teacher_forcing import TeacherForcing
 
 
@@ -59,17 +60,6 @@ def encode_captions(images: list[CaptionedImage], vocab: Vocabulary, max_words: 
     for i, ids in enumerate(encoded):
         tokens[i, : len(ids)] = torch.tensor(ids)
     return CaptionPairs(torch.tensor(rows), tokens)
-
-
-class _Pixels(Dataset):
-    def __init__(self, images: list[CaptionedImage], config) -> None:
-        self.images, self.config = images, config
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return preprocess(load_image(self.images[index].path), self.config)
 
 
 class TrainingModule(nn.Module):
@@ -130,8 +120,9 @@ class Trainer:
         if resume and self.resume_from is None and self.is_main:
             print(f"no complete checkpoint in {self.checkpoints}; starting from scratch")
 
-        if self.resume_from is not None:
-            vocab = Vocabulary.from_json(json.loads((self.resume_from / "vocab.json").read_text()))
+        start_from = self.resume_from or (Path(config.init_from) if config.init_from else None)
+        if start_from is not None:
+            vocab = read_vocab(start_from, read_config(start_from).vocab_size)
         else:
             vocab = Vocabulary.build((c for image in self.train_images for c in image.captions), config.min_word_count)
         encoder = create_encoder(config.encoder, pretrained=True)
@@ -145,6 +136,15 @@ class Trainer:
         )
         if self.resume_from is not None:
             read_weights(self.resume_from, self.captioner.model)
+        elif config.init_from:  # frozen mode keeps the pretrained encoder its features were cached with
+            read_weights(Path(config.init_from), *(
+                (self.captioner.model.decoder, "decoder.") if config.mode == "frozen" else (self.captioner.model,)
+            ))
+        if config.objective == "scst":
+            if self.world > 1:
+                raise TrainingError("self-critical training runs in a single process")
+            corpus = [[tokenize(c) for c in image.captions] for image in self.train_images]
+            self.references, self.cider = corpus, CiderD(corpus)
         self.device = self.captioner.device
         self.pairs = encode_captions(self.train_images, vocab, config.max_words)
         self._prepare_features()
@@ -229,6 +229,8 @@ class Trainer:
         """
         size = self.config.batch_size
         generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        if self.config.objective == "scst":  # batches of images
+            return list(torch.randperm(len(self.train_images), generator=generator).split(size))
         order = torch.randperm(len(self.pairs.tokens), generator=generator)
         lengths = (self.pairs.tokens != Vocabulary.pad_id).sum(1)
         batches: list[torch.Tensor] = []
@@ -251,17 +253,23 @@ class Trainer:
             tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", disable=not self.progress, leave=False)
         ):
             batch = batch[self.rank :: self.world]
-            rows = self.pairs.image_index[batch]
-            tokens = self.pairs.tokens[batch].to(self.device)
-            length = int((tokens != Vocabulary.pad_id).sum(1).max())
-            inputs, targets = tokens[:, : length - 1], tokens[:, 1:length]
+            rows = batch if config.objective == "scst" else self.pairs.image_index[batch]
             if config.mode == "finetune":
                 source = self._pixels(self.train_images, rows.tolist())
             else:
                 source = self._features(self.train_features, rows)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                logits, attention = self.module(source, inputs, sample_prob, generator)
-                loss = self._loss(logits, attention, targets)
+                if config.objective == "scst":
+                    features = self.captioner.encoder(source) if config.mode == "finetune" else source
+                    loss, _ = scst_loss(self.captioner.decoder, features, rows.tolist(),
+                                        [self.references[r] for r in rows.tolist()], self.cider,
+                                        self.captioner.vocab, config.scst_samples, config.max_words + 1)
+                else:
+                    tokens = self.pairs.tokens[batch].to(self.device)
+                    length = int((tokens != Vocabulary.pad_id).sum(1).max())
+                    inputs, targets = tokens[:, : length - 1], tokens[:, 1:length]
+                    logits, attention = self.module(source, inputs, sample_prob, generator)
+                    loss = self._loss(logits, attention, targets)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopping "
