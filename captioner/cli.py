@@ -218,5 +218,30 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
         atomic_write_text(captions, "".join(lines))
 
 
+@cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the averaged model.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Decoding default to store with the model, e.g. --set length_penalty=1.0.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+def average(models, output, assignments, dtype) -> None:
+    """Average the weights of model folders from one run (same encoder, decoder and vocabulary)."""
+    import torch
+
+    from .averaging import average_models
+    from .training.config import parse_assignment
+
+    try:
+        decoding = {".".join(keys): value for keys, value in map(parse_assignment, assignments)}
+        captioner = average_models(list(models))
+        captioner.decoding = captioner.decoding.updated(**decoding)
+    except (CaptionerError, ValueError, TypeError) as error:
+        error_line(str(error))
+        sys.exit(1)
+    captioner.metadata["averaged_from"] = [str(Path(m)) for m in models]
+    captioner.save(output, dtype=getattr(torch, dtype))
+    click.echo(f"averaged {len(models)} models into {output}")
+
+
 def main() -> None:
     cli()

@@ -122,3 +122,27 @@ def test_vocab_file_problems(saved):
 def test_unknown_shipped_name_lists_what_is_shipped():
     with pytest.raises(ModelLoadError, match=r"no shipped model of that name \(shipped: "):
         Captioner.from_pretrained("no-such-model")
+
+
+def test_average_of_models_is_the_mean_of_their_weights(tmp_path, vocab):
+    from click.testing import CliRunner
+
+    from captioner.cli import cli
+
+    folders = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        model = Captioner("tiny_cnn", "gru", vocab, device="cpu", decoder_options={"hidden_dim": 8, "embed_dim": 8})
+        folders.append(model.save(tmp_path / f"m{seed}"))
+    result = CliRunner().invoke(cli, ["average", *map(str, folders), "-o", str(tmp_path / "avg"), "--dtype", "float32",
+                                      "--set", "length_penalty=0.7"])
+    assert result.exit_code == 0, result.output
+    a, b, avg = (load_file(folder / "model.safetensors") for folder in (*folders, tmp_path / "avg"))
+    for name in a:
+        torch.testing.assert_close(avg[name], (a[name] + b[name]) / 2)
+    averaged = Captioner.from_pretrained(tmp_path / "avg")
+    assert averaged.decoding.length_penalty == 0.7 and len(averaged.metadata["averaged_from"]) == 2
+    other_vocab = Captioner("tiny_cnn", "gru", ["x", "y"], decoder_options={"hidden_dim": 8, "embed_dim": 8})
+    other = other_vocab.save(tmp_path / "other")
+    bad = CliRunner().invoke(cli, ["average", str(folders[0]), str(other), "-o", str(tmp_path / "bad")])
+    assert bad.exit_code == 1 and "cannot average" in bad.stderr

@@ -361,7 +361,7 @@ class Trainer:
                     handle.write(json.dumps(record) + "\n")
                 if self.progress:
                     print(" ".join(f"{k}={v}" for k, v in record.items()), flush=True)
-                stop[0] = float(self.bad_epochs >= config.patience)
+                stop[0] = float(self.bad_epochs >= config.patience and epoch + 1 < config.epochs)
             if self.world > 1:
                 dist.broadcast(stop, src=0)
             if stop.item():

@@ -1,0 +1,44 @@
+"""The trained default model shipped in assets/ loads offline and captions real photos."""
+
+from pathlib import Path
+
+import pytest
+
+from captioner import Captioner
+from captioner.models import DEFAULT_MODEL, list_models, resolve_model
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return Captioner.from_pretrained(device="cpu")
+
+
+def test_default_model_is_shipped_small_and_listed():
+    folder = resolve_model(None)
+    assert folder.name == DEFAULT_MODEL
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size <= 40 * 1024 * 1024
+    assert (folder / "README.md").is_file()  # the model card
+    assert any(info.name == DEFAULT_MODEL and info.error is None for info in list_models())
+
+
+def test_default_model_captions_the_example_photos(default_model):
+    results = default_model.caption([str(p) for p in EXAMPLES])
+    assert len(results) == 3
+    for result in results:
+        assert result.ok and len(result.text.split()) >= 3
+        assert "<unk>" not in result.text and len(result.candidates) == default_model.decoding.beam_size
+    again = default_model.caption([str(p) for p in EXAMPLES])
+    assert [r.to_dict() for r in results] == [r.to_dict() for r in again]  # deterministic
+
+
+def test_default_model_sees_a_dog_in_a_flickr8k_validation_photo(default_model):
+    shared = ROOT.parent / "shared" / "data" / "flickr8k"
+    if not shared.is_dir():
+        pytest.skip("../shared/data/flickr8k is not present")
+    # a validation photo whose five references all mention a dog
+    image = shared / "images" / "3695064885_a6922f06b2.jpg"
+    assert "dog" in default_model.caption(str(image)).text.split()
