@@ -163,11 +163,13 @@ class Trainer:
             return
         cache = FeatureCache(Path(self.config.cache_dir or default_cache_dir()), self.config.encoder, encoder)
         paths = [image.path for image in self.train_images + self.val_images]
-        if self.is_main:
-            cache.extract(paths, num_workers=self.config.num_workers, device=str(self.device), progress=self.progress)
-        if self.world > 1:
+        if self.world > 1 and not self.is_main:
+            dist.barrier()  # rank 0 fills the cache first; the others then find every entry there
+        digests = cache.extract(paths, num_workers=self.config.num_workers, device=str(self.device),
+                                progress=self.progress)
+        if self.world > 1 and self.is_main:
             dist.barrier()
-        features = cache.load(cache.extract(paths, progress=False))  # all cached by now
+        features = cache.load(digests)
         n = len(self.train_images)
         self.train_features = (features.pooled[:n], None if features.grid is None else features.grid[:n])
         self.val_features = (features.pooled[n:], None if features.grid is None else features.grid[n:])
