@@ -63,8 +63,8 @@ def test_resume_continues_exactly(tiny_flickr, tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "train_epoch", original)
     train(interrupted, resume=True, progress=False)
 
-    a = load_file(tmp_path / "a" / "run" / "checkpoints" / "epoch-0002" / "model.safetensors")
-    b = load_file(tmp_path / "b" / "run" / "checkpoints" / "epoch-0002" / "model.safetensors")
+    a = load_file(tmp_path / "a" / "run" / "checkpoints" / "epoch-0003" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "run" / "checkpoints" / "epoch-0003" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [m["epoch"] for m in metrics(tmp_path / "b" / "run")] == [1, 2, 3]
 

@@ -332,7 +332,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
         }
-        write_checkpoint(self.checkpoints, epoch, lambda folder: self.captioner.save(folder), state)
+        write_checkpoint(self.checkpoints, epoch + 1, lambda folder: self.captioner.save(folder), state)  # 1-based, as logged
 
     def run(self) -> Path:
         config = self.config
