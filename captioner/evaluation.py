@@ -10,6 +10,9 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 
+from tqdm import tqdm
+
+from .images import load_batch
 from .vocab import tokenize
 
 ALL_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
@@ -90,17 +93,11 @@ def caption_images(captioner, images, settings: list[dict], batch_size: int = 64
     Every batch of image files is read, preprocessed and encoded once, then decoded
     once per setting; an unreadable image is an error.
     """
-    import torch
-    from tqdm import tqdm
-
-    from .images import load_image, preprocess
-
     options = [captioner.decoding.updated(**setting) for setting in settings]
     captions: list[list[str]] = [[] for _ in settings]
     for start in tqdm(range(0, len(images), batch_size), desc="captioning", unit="batch", disable=not progress):
         chunk = images[start : start + batch_size]
-        pixels = torch.stack([preprocess(load_image(image.path), captioner.encoder_config) for image in chunk])
-        features = captioner.encode(pixels)
+        features = captioner.encode(load_batch([image.path for image in chunk], captioner.encoder_config))
         for texts, option in zip(captions, options):
             texts += [candidates[0].text for candidates in captioner.decode(features, option)]
     return captions

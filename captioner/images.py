@@ -110,3 +110,8 @@ def preprocess(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     mean = torch.tensor(config.mean).view(3, 1, 1)
     std = torch.tensor(config.std).view(3, 1, 1)
     return (pixels - mean) / std
+
+
+def load_batch(paths: list[str | PathLike], config: EncoderConfig) -> torch.Tensor:
+    """Read and preprocess image files into one ``(B, 3, H, W)`` batch; raises on the first bad file."""
+    return torch.stack([preprocess(load_image(path), config) for path in paths])

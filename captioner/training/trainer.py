@@ -27,7 +27,7 @@ from ..encoder import EncoderOutput
 from ..errors import CaptionerError
 from ..evaluation import score_captions
 from ..features import FeatureCache, default_cache_dir
-from ..images import load_image, preprocess
+from ..images import load_batch
 from ..modelfile import read_config, read_vocab, read_weights
 from ..registry import create_decoder, create_encoder
 from ..vocab import Vocabulary, tokenize
@@ -182,8 +182,7 @@ class Trainer:
         )
 
     def _pixels(self, images: list[CaptionedImage], rows: list[int]) -> torch.Tensor:
-        config = self.captioner.encoder_config
-        return torch.stack([preprocess(load_image(images[r].path), config) for r in rows]).to(self.device)
+        return load_batch([images[r].path for r in rows], self.captioner.encoder_config).to(self.device)
 
     # -- optimisation --------------------------------------------------------------------
 
