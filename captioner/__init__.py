@@ -4,13 +4,28 @@ from .captioner import Captioner, CaptionModel
 from .decoder import Decoder, DecoderStep
 from .decoding import DecodingOptions, Hypothesis
 from .encoder import Encoder, EncoderConfig, EncoderOutput, FeatureMapEncoder
-from .errors import CaptionerError, ImageError, ModelLoadError, PluginError, UnknownNameError, WeightsUnavailableError
+from .errors import (
+    CaptionerError,
+    ImageError,
+    ModelLoadError,
+    PluginError,
+    PostProcessError,
+    UnknownNameError,
+    WeightsUnavailableError,
+)
 from .hookspecs import hookimpl
 from .plugins import get_plugins, load_plugins
+from .postprocessing import (
+    PostProcessingChain,
+    PostProcessor,
+    PostProcessorInfo,
+    create_postprocessor,
+    describe_postprocessors,
+    list_postprocessor_specs,
+)
 from .registry import (
     create_decoder,
     create_encoder,
-    create_postprocessor,
     get_encoder_config,
     list_decoders,
     list_encoders,
@@ -38,17 +53,23 @@ __all__ = [
     "ImageError",
     "ModelLoadError",
     "PluginError",
+    "PostProcessError",
+    "PostProcessingChain",
+    "PostProcessor",
+    "PostProcessorInfo",
     "UnknownNameError",
     "Vocabulary",
     "WeightsUnavailableError",
     "create_decoder",
     "create_encoder",
     "create_postprocessor",
+    "describe_postprocessors",
     "get_encoder_config",
     "get_plugins",
     "hookimpl",
     "list_decoders",
     "list_encoders",
+    "list_postprocessor_specs",
     "list_postprocessors",
     "load_plugins",
     "tokenize",

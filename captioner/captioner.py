@@ -18,8 +18,8 @@ from .errors import CaptionerError, ImageError, ModelLoadError, PluginError
 from .images import ImageInput, describe_input, load_image, preprocess
 from .modelfile import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
 from .models import resolve_model
-from .plugins import describe_exception
-from .registry import create_decoder, create_encoder, create_postprocessor, decoders, encoders
+from .postprocessing import PostProcessingChain
+from .registry import create_decoder, create_encoder, decoders, encoders
 from .results import Candidate, CaptionResult
 from .vocab import Vocabulary
 
@@ -57,12 +57,6 @@ def _split_inputs(images: Any) -> tuple[list[Any], bool]:
     return [images], True
 
 
-def parse_postprocessor_spec(spec: str) -> tuple[str, str | None]:
-    """``"translate:es"`` -> ``("translate", "es")``; ``"sentiment"`` -> ``("sentiment", None)``."""
-    name, _, option = spec.partition(":")
-    return name.strip(), (option.strip() or None)
-
-
 class Captioner:
     """An image encoder, a caption decoder and their vocabulary, ready to caption images.
 
@@ -95,7 +89,7 @@ class Captioner:
         self.model = CaptionModel(encoder, decoder).to(self.device).eval()
         self.decoding = decoding or DecodingOptions()
         self.metadata = dict(metadata or {})
-        self._postprocessors: dict[str, Any] = {}
+        self._chains: dict[tuple[str, ...], PostProcessingChain] = {}
 
     def _check_compatible(self, encoder: Encoder, decoder: Decoder) -> None:
         if decoder.vocab_size != len(self.vocab):
@@ -184,17 +178,23 @@ class Captioner:
         the same order; an unreadable image there gets a result whose ``error`` says why,
         and the others are still captioned. A single unreadable image raises
         :class:`ImageError`.
+
+        ``postprocess`` names post-processors to run in order on the captions, e.g.
+        ``["sentiment", "translate:es"]``; an unknown one or a bad option raises
+        before any image is read, a failure while running is recorded in
+        ``result.postprocess_errors``.
         """
         unknown = set(decoding) - DecodingOptions.field_names()
         if unknown:
             raise TypeError(f"unknown decoding option(s): {', '.join(sorted(unknown))}")
         options = self.decoding.updated(**decoding)
+        chain = self.postprocessing_chain(postprocess)
         items, single = _split_inputs(images)
         results = []
         for start in range(0, len(items), max(1, batch_size)):
             chunk = items[start : start + batch_size]
             results += self._caption_batch(chunk, [describe_input(x, start + i) for i, x in enumerate(chunk)], options)
-        self.postprocess(results, postprocess)
+        chain(results)
         if single:
             if results[0].error is not None:
                 raise ImageError(results[0].error)
@@ -202,7 +202,8 @@ class Captioner:
         return results
 
     def _caption_batch(self, images: list[Any], names: list[str], options: DecodingOptions) -> list[CaptionResult]:
-        results = [CaptionResult(image=name) for name in names]
+        language = self.metadata.get("language", "en")
+        results = [CaptionResult(image=name, language=language) for name in names]
         pixels, ok = [], []
         for i, (image, name) in enumerate(zip(images, names)):
             try:
@@ -237,16 +238,9 @@ class Captioner:
             candidates.append(row)
         return candidates
 
-    def postprocess(self, results: list[CaptionResult], specs: Sequence[str]) -> None:
-        """Run post-processors in order on the captioned results; failures are recorded per result."""
-        captioned = [r for r in results if r.ok]
-        for spec in specs:
-            if spec not in self._postprocessors:
-                name, option = parse_postprocessor_spec(spec)
-                self._postprocessors[spec] = create_postprocessor(name, option)
-            try:
-                self._postprocessors[spec](captioned)
-            except Exception as error:
-                message = describe_exception(error)
-                for result in captioned:
-                    result.postprocess_errors[spec] = message
+    def postprocessing_chain(self, specs: Sequence[str]) -> PostProcessingChain:
+        """The post-processors for ``specs``, built on first use and kept for later calls."""
+        key = tuple(specs)
+        if key not in self._chains:
+            self._chains[key] = PostProcessingChain(key)
+        return self._chains[key]

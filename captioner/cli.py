@@ -105,6 +105,24 @@ def plugins(as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def postprocessors(as_json: bool) -> None:
+    """List post-processors: what each does, and the specs to pass to --postprocess."""
+    from .postprocessing import describe_postprocessors
+
+    infos = describe_postprocessors()
+    if as_json:
+        click.echo(json.dumps([{**asdict(info), "specs": info.specs} for info in infos], indent=2))
+        return
+    for info in infos:
+        click.echo(f"{info.name} ({info.effect}, plugin {info.plugin}): {info.description}")
+        if info.error:
+            click.echo(f"  error: {info.error}")
+        else:
+            click.echo(f"  use: {' '.join(info.specs)}")
+
+
+@cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def models(paths: tuple[str, ...], as_json: bool) -> None:

@@ -26,3 +26,7 @@ class WeightsUnavailableError(CaptionerError):
 
 class ImageError(CaptionerError):
     """An input image could not be read; the message names the image and the reason."""
+
+
+class PostProcessError(CaptionerError):
+    """A post-processor was asked for with a bad option, or what it needs is missing."""

@@ -138,11 +138,6 @@ def list_postprocessors() -> list[str]:
     return postprocessors.list()
 
 
-def create_postprocessor(name: str, option: str | None = None) -> Any:
-    """Build post-processor ``name``; ``"translate:es"`` style specs pass ``es`` as option."""
-    return postprocessors.create(name, option=option)
-
-
 def registered_names_by_plugin() -> dict[str, dict[str, list[str]]]:
     """Plugin name -> {"encoders": [...], ...} for what each plugin registered."""
     result: dict[str, dict[str, list[str]]] = {}

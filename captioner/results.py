@@ -27,8 +27,11 @@ class Candidate:
 class CaptionResult:
     """The caption of one image, or the one-line error that explains why there is none.
 
-    ``extras`` holds what post-processors add (e.g. ``extras["sentiment"]``);
-    ``postprocess_errors`` maps a post-processor's name to its error.
+    ``text`` is the caption: the model's best candidate, or what a rewriting
+    post-processor (``translate``) made of it; ``original_text`` then keeps the
+    model's words. ``extras`` holds what annotating post-processors add (e.g.
+    ``extras["sentiment"]``); ``postprocess_errors`` maps a post-processor spec to
+    its error.
     """
 
     image: str
@@ -36,21 +39,37 @@ class CaptionResult:
     extras: dict[str, Any] = field(default_factory=dict)
     postprocess_errors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    language: str = "en"
+    rewritten: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and bool(self.candidates)
 
     @property
-    def text(self) -> str | None:
+    def original_text(self) -> str | None:
+        """The model's best caption, before any rewriting."""
         return self.candidates[0].text if self.candidates else None
+
+    @property
+    def text(self) -> str | None:
+        return self.rewritten if self.rewritten is not None else self.original_text
+
+    def rewrite(self, text: str, language: str | None = None) -> None:
+        """Replace the caption text (the candidates keep the model's words)."""
+        self.rewritten = text
+        if language:
+            self.language = language
 
     @property
     def score(self) -> float | None:
         return self.candidates[0].score if self.candidates else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"image", "caption", "score", "nbest", ...extras}`` or ``{"image", "error"}``."""
+        """JSON-ready: ``{"image", "caption", "score", "nbest", ...extras}`` or ``{"image", "error"}``.
+
+        A rewritten caption adds ``original_caption`` and ``language``.
+        """
         if self.error is not None:
             return {"image": self.image, "error": self.error}
         data: dict[str, Any] = {
@@ -59,6 +78,9 @@ class CaptionResult:
             "score": self.score,
             "nbest": [c.to_dict() for c in self.candidates],
         }
+        if self.rewritten is not None:
+            data["original_caption"] = self.original_text
+            data["language"] = self.language
         data.update(self.extras)
         if self.postprocess_errors:
             data["postprocess_errors"] = dict(self.postprocess_errors)

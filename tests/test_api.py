@@ -7,7 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from captioner import Captioner, CaptionerError, CaptionResult, ImageError, hookimpl
+from captioner import (
+    Captioner,
+    CaptionerError,
+    CaptionResult,
+    ImageError,
+    PostProcessError,
+    PostProcessor,
+    UnknownNameError,
+    hookimpl,
+)
 from captioner.device import pick_device
 from conftest import random_photo
 
@@ -119,30 +128,54 @@ def test_device_choice():
         pick_device("toaster")
 
 
+class Shout(PostProcessor):
+    """Upper-case the caption and add the option."""
+
+    effect = "rewrite"
+
+    def __init__(self, option=None):
+        super().__init__()
+        self.suffix = option or "!"
+
+    def process(self, results):
+        return [result.text.upper() + self.suffix for result in results]
+
+
+class Explode(PostProcessor):
+    def process(self, results):
+        raise RuntimeError("kaboom")
+
+
+class Length(PostProcessor):
+    def process(self, results):
+        return [len(result.text.split()) for result in results]
+
+
 class ShoutPlugin:
     @hookimpl
     def register_postprocessors(self, register):
-        register("shout", lambda option=None: shout(option or "!"))
-        register("explode", lambda option=None: explode)
+        register("shout", Shout)
+        register("explode", Explode)
+        register("length", Length)
 
 
-def shout(suffix):
-    def process(results):
-        for result in results:
-            result.extras["shout"] = result.text.upper() + suffix
-    return process
-
-
-def explode(results):
-    raise RuntimeError("kaboom")
-
-
-def test_postprocessors_chain_and_failures_are_recorded(tiny_captioner, captioner_plugin, tmp_path):
+def test_postprocessors_chain_in_order_and_failures_are_recorded(tiny_captioner, captioner_plugin, tmp_path):
     captioner_plugin(ShoutPlugin(), "shout-plugin")
     (tmp_path / "bad.jpg").write_bytes(b"x")
     good, bad = tiny_captioner.caption([random_photo(8), str(tmp_path / "bad.jpg")], max_length=5,
-                                       postprocess=["shout:?!", "explode"])
-    assert good.extras["shout"] == good.text.upper() + "?!"
+                                       postprocess=["length", "shout:?!", "explode"])
+    model_caption = good.candidates[0].text
+    assert good.text == model_caption.upper() + "?!" and good.original_text == model_caption
+    assert good.extras["length"] == len(model_caption.split())  # ran before the rewrite
     assert good.postprocess_errors == {"explode": "RuntimeError: kaboom"}
-    assert good.to_dict()["shout"] == good.extras["shout"] and good.text
-    assert bad.error and not bad.extras
+    data = good.to_dict()
+    assert data["caption"] == good.text and data["original_caption"] == model_caption and data["length"] >= 1
+    assert bad.error and not bad.extras and bad.rewritten is None
+
+
+def test_bad_postprocessor_specs_raise_before_captioning(tiny_captioner, captioner_plugin):
+    captioner_plugin(ShoutPlugin(), "shout-plugin")
+    with pytest.raises(PostProcessError, match="post-processor 'length:3': takes no option, got '3'"):
+        tiny_captioner.caption([random_photo(8)], postprocess=["length:3"])
+    with pytest.raises(UnknownNameError, match="unknown post-processor 'nope'; installed post-processors: .*shout"):
+        tiny_captioner.caption([random_photo(8)], postprocess=["nope"])

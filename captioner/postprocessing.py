@@ -1,0 +1,164 @@
+"""Post-processors: the interface plugins implement, and the chain that runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Sequence
+
+from .errors import PluginError, PostProcessError
+from .plugins import describe_exception
+from .registry import postprocessors
+from .results import CaptionResult
+
+Effect = Literal["annotate", "rewrite"]
+
+
+class PostProcessor:
+    """Base class of post-processors: one output per caption result of a batch.
+
+    Subclasses set ``effect`` and implement :meth:`process`:
+
+    - ``"annotate"``: each output (JSON-ready) is stored in ``result.extras[key]``;
+      ``key`` defaults to the registered name.
+    - ``"rewrite"``: each output is the new caption text (a ``str``); the model's
+      caption is kept as ``result.original_text``, and ``output_language`` (if set)
+      becomes the result's language.
+
+    ``languages`` lists the caption languages it can read (``None``: any); results
+    in another language get an error instead of a wrong answer.
+    """
+
+    effect: ClassVar[Effect] = "annotate"
+    languages: ClassVar[tuple[str, ...] | None] = None
+
+    registered_name: str = ""  # set by create_postprocessor()
+
+    def __init__(self, option: str | None = None) -> None:
+        if option is not None:
+            raise PostProcessError(f"takes no option, got {option!r}")
+        self.option = option
+        self.output_language: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.registered_name
+
+    @classmethod
+    def options(cls) -> list[str]:
+        """Valid options (``translate:es`` has option ``es``), for menus; empty if it takes none."""
+        return []
+
+    def process(self, results: Sequence[CaptionResult]) -> list[Any]:
+        """One output per result, in order (``result.text`` is the current caption)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PostProcessorInfo:
+    """What ``captioner plugins`` and the UI show about one post-processor."""
+
+    name: str
+    plugin: str
+    effect: Effect
+    description: str
+    options: list[str]
+    error: str | None = None
+
+    @property
+    def specs(self) -> list[str]:
+        """The specs a user can ask for: ``name`` or ``name:option`` for each option (none if broken)."""
+        if self.error is not None:
+            return []
+        return [f"{self.name}:{option}" for option in self.options] or [self.name]
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"translate:es"`` -> ``("translate", "es")``; ``"sentiment"`` -> ``("sentiment", None)``."""
+    name, _, option = spec.partition(":")
+    return name.strip(), (option.strip() or None)
+
+
+def create_postprocessor(spec: str) -> PostProcessor:
+    """Build the post-processor for ``spec`` (``"sentiment"``, ``"translate:es"``).
+
+    A bad option or a missing dependency raises :class:`PostProcessError` here,
+    before any image is captioned.
+    """
+    name, option = parse_spec(spec)
+    entry = postprocessors.get(name)
+    if not (isinstance(entry.factory, type) and issubclass(entry.factory, PostProcessor)):
+        raise PluginError(f"post-processor {name!r} from plugin {entry.plugin!r} is not a PostProcessor subclass")
+    try:
+        processor = entry.factory(option)
+    except PostProcessError as error:
+        raise PostProcessError(f"post-processor {spec!r}: {error}") from None
+    except Exception as error:
+        raise PluginError(
+            f"post-processor {name!r} from plugin {entry.plugin!r} failed: {describe_exception(error)}"
+        ) from error
+    processor.registered_name = name
+    return processor
+
+
+def describe_postprocessors() -> list[PostProcessorInfo]:
+    """Every registered post-processor with its effect and options (sorted by name)."""
+    infos = []
+    for name in postprocessors.list():
+        entry = postprocessors.get(name)
+        factory = entry.factory
+        doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
+        try:
+            options, error = list(factory.options()), None
+        except Exception as exc:  # options() may probe for tools that are missing
+            options, error = [], describe_exception(exc)
+        infos.append(
+            PostProcessorInfo(name, entry.plugin, getattr(factory, "effect", "annotate"), doc[0] if doc else "", options, error)
+        )
+    return infos
+
+
+def list_postprocessor_specs() -> list[str]:
+    """Every spec that can be asked for, e.g. ``["sentiment", "translate:ca", "translate:es"]``."""
+    return [spec for info in describe_postprocessors() for spec in info.specs]
+
+
+class PostProcessingChain:
+    """Post-processors built once from specs and run in order on batches of results."""
+
+    def __init__(self, specs: Sequence[str]) -> None:
+        self.steps = [(spec, create_postprocessor(spec)) for spec in specs]
+
+    def __call__(self, results: Sequence[CaptionResult]) -> None:
+        for spec, processor in self.steps:
+            run_step(spec, processor, [r for r in results if r.ok])
+
+
+def run_step(spec: str, processor: PostProcessor, results: list[CaptionResult]) -> None:
+    """Run one post-processor; its failure is recorded on each result under ``spec``."""
+    readable = []
+    for result in results:
+        if processor.languages is not None and result.language not in processor.languages:
+            wanted = ", ".join(processor.languages)
+            result.postprocess_errors[spec] = (
+                f"reads captions in {wanted}, this one is in {result.language} (run it before the translation)"
+            )
+        else:
+            readable.append(result)
+    if not readable:
+        return
+    try:
+        outputs = list(processor.process(readable))
+        if len(outputs) != len(readable):
+            raise PostProcessError(f"returned {len(outputs)} outputs for {len(readable)} captions")
+        if processor.effect == "rewrite" and not all(isinstance(text, str) and text.strip() for text in outputs):
+            raise PostProcessError("a rewrite must return a non-empty string per caption")
+    except Exception as error:
+        message = str(error) if isinstance(error, PostProcessError) else describe_exception(error)
+        for result in readable:
+            result.postprocess_errors[spec] = message
+        return
+    for result, output in zip(readable, outputs):
+        if processor.effect == "rewrite":
+            result.rewrite(output, processor.output_language)
+        else:
+            result.extras[processor.key] = output
