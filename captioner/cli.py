@@ -105,6 +105,35 @@ def plugins(as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--model", "-m", "models", multiple=True,
+              help="Model name or folder to serve; repeat for several (the first is the default).")
+@click.option("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
+@click.option("--share", is_flag=True, help="Also serve through a public Gradio share link.")
+@click.option("--mcp", is_flag=True, help="Also serve the caption endpoint as an MCP tool.")
+@click.option("--queue-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Requests that may wait; more get a 'busy' answer.")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Concurrent requests captioned in one forward pass.")
+def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> None:
+    """Start the web interface (Gradio), with the shipped default model unless --model is given."""
+    from .ui import UIConfig, build_app
+
+    config = UIConfig(models=models, device=device, queue_size=queue_size, max_batch_size=max_batch_size)
+    try:
+        app = build_app(config)
+    except CaptionerError as error:
+        error_line(str(error))
+        sys.exit(1)
+    try:
+        app.launch(server_name=host, server_port=port, share=share, mcp_server=mcp,
+                   max_file_size=config.max_file_size, footer_links=["api"])
+    finally:
+        app.captioner_service.close()
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def postprocessors(as_json: bool) -> None:
     """List post-processors: what each does, and the specs to pass to --postprocess."""

@@ -13,16 +13,21 @@ DEFAULT_MODEL = "flickr8k-lite0-attention"
 """The shipped model that is used when none is named."""
 
 
-def shipped_models_dir() -> Path | None:
-    """``assets/models`` as installed with the package, if present."""
+def shipped_assets_dir(name: str) -> Path | None:
+    """``assets/<name>`` (``models``, ``examples``) as installed with the package, if present."""
     spec = importlib.util.find_spec("captioner_assets")
     if spec is None or not spec.submodule_search_locations:
         return None
     for location in spec.submodule_search_locations:
-        candidate = Path(location) / "models"
+        candidate = Path(location) / name
         if candidate.is_dir():
             return candidate
     return None
+
+
+def shipped_models_dir() -> Path | None:
+    """``assets/models`` as installed with the package, if present."""
+    return shipped_assets_dir("models")
 
 
 def shipped_model_names() -> list[str]:

@@ -1,0 +1,272 @@
+"""The web interface through gradio_client, against a real server on loopback."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from captioner import Captioner, CaptionResult
+from captioner.ui import UIConfig
+from captioner.ui.batcher import CaptionBatcher
+from captioner.ui.heatmap import attention_overlays, grid_shape
+from ui_server import running_app
+
+ROOT = Path(__file__).resolve().parents[1]
+CAT = ROOT / "assets" / "examples" / "cat.jpg"
+COFFEE = ROOT / "assets" / "examples" / "coffee.jpg"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_app(UIConfig(device="cpu", max_batch_size=4)) as (url, app):
+        yield url, app, Client(url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return Captioner.from_pretrained(device="cpu")
+
+
+def test_caption_endpoint_matches_the_python_api(server, reference):
+    _, _, client = server
+    caption, nbest, details, overlays = client.predict(handle_file(str(CAT)), api_name="/caption")
+    expected = reference.caption(str(CAT), beam_size=3, n_best=3)
+    assert caption == expected.text
+    assert [row[1] for row in nbest["data"]] == [c.text for c in expected.candidates]
+    assert details["image"] == "cat.jpg" and details["caption"] == caption
+    words = expected.candidates[0].words
+    assert [item["caption"] for item in overlays] == words + ["<end>"]  # one heat map per word
+    assert all(Path(item["image"]).is_file() for item in overlays)
+
+
+def test_decoding_controls_and_postprocessors(server, reference):
+    _, _, client = server
+    caption, nbest, details, _ = client.predict(handle_file(str(COFFEE)), method="greedy", max_length=6,
+                                                postprocess=["sentiment"], api_name="/caption")
+    expected = reference.caption(str(COFFEE), method="greedy", max_length=6)
+    assert caption == expected.text and len(caption.split()) <= 6 and len(nbest["data"]) == 1
+    assert details["sentiment"]["label"] in {"positive", "neutral", "negative"}
+
+
+def test_a_bad_upload_is_a_one_line_error(server, tmp_path):
+    _, _, client = server
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(AppError) as raised:
+        client.predict(handle_file(str(tmp_path / "notes.jpg")), api_name="/caption")
+    message = str(raised.value)
+    assert "notes.jpg: not a readable image" in message and "Traceback" not in message and "/tmp" not in message
+    with pytest.raises(AppError, match="unknown post-processor 'nope'; installed post-processors: "):
+        client.predict(handle_file(str(CAT)), postprocess=["nope"], api_name="/caption")
+    with pytest.raises(AppError, match="beam_size must be between 1 and 10, not 500"):
+        client.predict(handle_file(str(CAT)), beam_size=500, api_name="/caption")
+    caption, *_ = client.predict(handle_file(str(CAT)), api_name="/caption")  # the server is still fine
+    assert caption
+
+
+def test_batch_endpoint_table_and_downloads(server, tmp_path):
+    _, _, client = server
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    table, files = client.predict([handle_file(str(CAT)), handle_file(str(tmp_path / "broken.png")),
+                                   handle_file(str(COFFEE))], postprocess=["sentiment"], api_name="/caption_batch")
+    rows = {row[0]: dict(zip(table["headers"], row)) for row in table["data"]}
+    assert list(rows) == ["cat.jpg", "broken.png", "coffee.jpg"]
+    assert rows["cat.jpg"]["caption"] and not rows["cat.jpg"]["error"]
+    assert rows["broken.png"]["error"].startswith("broken.png: ") and not rows["broken.png"]["caption"]
+    assert json.loads(rows["coffee.jpg"]["postprocessing"])["sentiment"]["label"]
+    csv_file, jsonl_file = sorted(files)
+    assert [r["image"] for r in csv.DictReader(open(csv_file))] == list(rows)
+    lines = [json.loads(line) for line in open(jsonl_file)]
+    assert lines[0]["caption"] == rows["cat.jpg"]["caption"] and "error" in lines[1] and "nbest" in lines[2]
+
+
+def test_concurrent_requests_are_batched_and_a_bad_one_fails_alone(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"GIF89a truncated")
+    with running_app(UIConfig(device="cpu", max_batch_size=8)) as (url, app):
+        batcher = app.captioner_service.batcher
+        captioner = app.captioner_service.pool.get("flickr8k-lite0-attention")
+        entered, gate = threading.Event(), threading.Event()
+        real_caption = captioner.caption
+
+        def gated_caption(*args, **kwargs):
+            entered.set()
+            assert gate.wait(60)
+            return real_caption(*args, **kwargs)
+
+        captioner.caption = gated_caption
+        client = Client(url, verbose=False)
+        first = client.submit(handle_file(str(CAT)), api_name="/caption")
+        assert entered.wait(60)  # the first request is being captioned alone; the next ones wait together
+        waiting = [client.submit(handle_file(str(COFFEE if i % 2 else CAT)), beam_size=3, api_name="/caption")
+                   for i in range(3)]
+        waiting.append(client.submit(handle_file(str(CAT)), beam_size=1, api_name="/caption"))
+        bad = client.submit(handle_file(str(tmp_path / "bad.jpg")), api_name="/caption")
+        with pytest.raises(AppError, match="bad.jpg: "):  # fails in its own request thread, before batching
+            bad.result(timeout=60)
+        for _ in range(600):
+            if batcher._queue.qsize() >= 4:
+                break
+            threading.Event().wait(0.05)
+        gate.set()
+        captions = [job.result(timeout=120)[0] for job in [first, *waiting]]
+        assert all(captions) and captions[0] == captions[1] == captions[3] and captions[2] != captions[1]
+        assert batcher.batch_sizes == [1, 3, 1]  # one forward pass per group of equal settings
+
+
+def test_the_page_names_model_encoder_decoder_and_device(server):
+    url, app, _ = server
+    status = app.captioner_service.pool.status("flickr8k-lite0-attention")
+    assert "efficientnet_lite0" in status and "attention_lstm" in status and "device cpu" in status
+
+
+class BlockingCaptioner:
+    """Stands in for a Captioner: the first call waits until released, every call is recorded."""
+
+    def __init__(self):
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = []
+
+    def caption(self, images, batch_size, postprocess, **options):
+        self.calls.append((len(images), options.get("beam_size")))
+        self.started.set()
+        self.release.wait(10)
+        return [CaptionResult(image="?") for _ in images]
+
+
+def test_batcher_groups_requests_that_wait_by_settings():
+    model = BlockingCaptioner()
+    batcher = CaptionBatcher(max_batch_size=8)
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    results: list[Future] = []
+
+    def submit(name, beam):
+        future = Future()
+        results.append(future)
+        threading.Thread(target=lambda: future.set_result(batcher.caption(model, image, name, {"beam_size": beam}))).start()
+
+    submit("first", 3)
+    assert model.started.wait(10)  # the worker is busy with "first" alone
+    for i in range(5):
+        submit(f"img{i}", 3 if i < 3 else 1)
+    while batcher._queue.qsize() < 5:
+        threading.Event().wait(0.01)
+    model.release.set()
+    names = sorted(f.result(timeout=10).image for f in results)
+    batcher.close()
+    assert model.calls == [(1, 3), (3, 3), (2, 1)]  # one call per group of waiting requests
+    assert names == sorted(["first", "img0", "img1", "img2", "img3", "img4"])
+
+
+def test_heat_maps_follow_the_grid():
+    assert grid_shape(49, (224, 224)) == (7, 7) and grid_shape(12, (300, 400)) == (3, 4)
+    from captioner import EncoderConfig
+
+    config = EncoderConfig(input_size=(64, 64), mean=(0, 0, 0), std=(1, 1, 1), feature_dim=8, spatial=True)
+    image = torch.zeros(3, 100, 200, dtype=torch.uint8)
+    attention = torch.zeros(3, 4)
+    attention[0, 0] = attention[1, 3] = attention[2, 1] = 1.0  # top-left, bottom-right, top-right
+    overlays = attention_overlays(image, attention, ["a", "dog"], config)
+    assert [word for _, word in overlays] == ["a", "dog", "<end>"]
+    first, second = (np.asarray(picture).astype(int) for picture, _ in overlays[:2])
+    assert overlays[0][0].size == (256, 128)  # the photo's shape, not the model's square
+    assert first[10, 10, 0] > first[-10, -10, 0] and second[-10, -10, 0] > second[10, 10, 0]
+
+
+def test_mcp_server_lists_and_calls_the_caption_tool(reference):
+    import asyncio
+    import base64
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def list_and_call(url):
+        async with streamable_http_client(url + "gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+                photo = "data:image/jpeg;base64," + base64.b64encode(CAT.read_bytes()).decode()
+                return tools, await session.call_tool("caption", {"image": photo})
+
+    with running_app(UIConfig(device="cpu"), mcp_server=True) as (url, _):
+        tools, result = asyncio.run(list_and_call(url))
+    assert tools["caption"].description.startswith("Caption one photo")
+    assert {"image", "beam_size", "postprocess"} <= set(tools["caption"].inputSchema["properties"])
+    assert not result.isError
+    assert reference.caption(str(CAT)).text in result.content[0].text
+
+
+def test_a_full_queue_answers_busy_and_recovers():
+    with running_app(UIConfig(device="cpu", queue_size=1, max_batch_size=1)) as (url, app):
+        service = app.captioner_service
+        entered, gate = threading.Event(), threading.Event()
+        real_caption = service.batcher.caption
+
+        def slow_caption(*args, **kwargs):
+            entered.set()
+            gate.wait(30)
+            return real_caption(*args, **kwargs)
+
+        service.batcher.caption = slow_caption
+        client = Client(url, verbose=False)
+        running = client.submit(handle_file(str(CAT)), api_name="/caption")  # being captioned (blocked)
+        assert entered.wait(30)
+        waiting = client.submit(handle_file(str(CAT)), api_name="/caption")  # fills the queue of 1
+        for _ in range(600):
+            if len(app._queue) >= 1:
+                break
+            threading.Event().wait(0.05)
+        with pytest.raises(Exception, match="(?i)queue is full"):
+            client.predict(handle_file(str(CAT)), api_name="/caption")
+        gate.set()
+        assert running.result(timeout=60)[0] and waiting.result(timeout=60)[0]
+
+
+def test_models_load_once_and_loading_one_does_not_block_another(monkeypatch):
+    from captioner.ui import model_pool
+    from captioner.ui.model_pool import ModelChoice, ModelPool
+
+    loading_b, release_b, loads = threading.Event(), threading.Event(), []
+
+    def fake_load(source, device=None):
+        loads.append(source)
+        if source == "b":
+            loading_b.set()
+            assert release_b.wait(30)
+        return object()
+
+    monkeypatch.setattr(model_pool.Captioner, "from_pretrained", staticmethod(fake_load))
+    pool = ModelPool([ModelChoice("a", "a", "enc", "dec"), ModelChoice("b", "b", "enc", "dec")])
+    first_a = pool.get("a")
+    assert "not loaded yet" in pool.status("b")
+    threads = [threading.Thread(target=pool.get, args=("b",)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    assert loading_b.wait(30)
+    assert pool.get("a") is first_a  # served while b loads
+    release_b.set()
+    for thread in threads:
+        thread.join(30)
+    assert loads == ["a", "b"]  # three concurrent requests for b loaded it once
+    with pytest.raises(Exception, match="unknown model 'c'; served models: a, b"):
+        pool.get("c")
+
+
+def test_ui_command_refuses_a_bad_model_in_one_line():
+    from click.testing import CliRunner
+
+    from captioner.cli import cli
+
+    result = CliRunner().invoke(cli, ["ui", "--model", "no-such-model"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "captioner: error: model 'no-such-model': no such folder and no shipped model of that name "
+        "(shipped: flickr8k-lite0-attention)"]

@@ -1,0 +1,28 @@
+"""Start the web interface on loopback for a test, and stop it after."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+from typing import Iterator
+
+from captioner.ui import UIConfig, build_app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(config: UIConfig | None = None, **launch) -> Iterator[tuple[str, object]]:
+    """``(url, app)`` for a server on 127.0.0.1; closed (with its temporary files) on exit."""
+    app = build_app(config or UIConfig(device="cpu"))
+    try:
+        _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                               quiet=True, **launch)
+        yield url, app
+    finally:
+        app.close()
+        app.captioner_service.close()
