@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +15,8 @@ from .decoding import DecodingOptions, decode
 from .device import pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError
-from .images import ImageInput, describe_input, load_image, preprocess
+from .images import ImageInput
+from .loading import BatchLoader
 from .modelfile import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
 from .models import resolve_model
 from .postprocessing import PostProcessingChain
@@ -87,6 +88,9 @@ class Captioner:
         self._check_compatible(encoder, decoder)
         self.device = pick_device(device)
         self.model = CaptionModel(encoder, decoder).to(self.device).eval()
+        self.mixed_precision = self.device.type == "cuda"  # bf16 autocast + channels-last encoder on CUDA
+        if self.mixed_precision:
+            self.model.encoder.to(memory_format=torch.channels_last)
         self.decoding = decoding or DecodingOptions()
         self.metadata = dict(metadata or {})
         self._chains: dict[tuple[str, ...], PostProcessingChain] = {}
@@ -184,43 +188,61 @@ class Captioner:
         before any image is read, a failure while running is recorded in
         ``result.postprocess_errors``.
         """
-        unknown = set(decoding) - DecodingOptions.field_names()
-        if unknown:
-            raise TypeError(f"unknown decoding option(s): {', '.join(sorted(unknown))}")
-        options = self.decoding.updated(**decoding)
-        chain = self.postprocessing_chain(postprocess)
         items, single = _split_inputs(images)
-        results = []
-        for start in range(0, len(items), max(1, batch_size)):
-            chunk = items[start : start + batch_size]
-            results += self._caption_batch(chunk, [describe_input(x, start + i) for i, x in enumerate(chunk)], options)
-        chain(results)
+        results = list(self.caption_stream(items, batch_size=batch_size, postprocess=postprocess, **decoding))
         if single:
             if results[0].error is not None:
                 raise ImageError(results[0].error)
             return results[0]
         return results
 
-    def _caption_batch(self, images: list[Any], names: list[str], options: DecodingOptions) -> list[CaptionResult]:
+    def caption_stream(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        batch_size: int = 32,
+        postprocess: Sequence[str] = (),
+        names: Iterable[str] | None = None,
+        num_workers: int | None = None,
+        **decoding: Any,
+    ) -> Iterator[CaptionResult]:
+        """Caption images as they come (a generator is read lazily), yielding results in order.
+
+        Images are decoded and resized by ``num_workers`` threads a batch or two ahead of
+        the model (on CUDA, JPEG files are decoded on the GPU). ``names`` overrides the
+        names used in results and errors. Otherwise as :meth:`caption` with a list.
+        """
+        unknown = set(decoding) - DecodingOptions.field_names()
+        if unknown:
+            raise TypeError(f"unknown decoding option(s): {', '.join(sorted(unknown))}")
+        options = self.decoding.updated(**decoding)
+        chain = self.postprocessing_chain(postprocess)
         language = self.metadata.get("language", "en")
-        results = [CaptionResult(image=name, language=language) for name in names]
-        pixels, ok = [], []
-        for i, (image, name) in enumerate(zip(images, names)):
-            try:
-                pixels.append(preprocess(load_image(image, name), self.encoder_config))
-                ok.append(i)
-            except ImageError as error:
-                results[i].error = str(error)
-        if pixels:
-            features = self.encode(torch.stack(pixels))
-            for i, candidates in zip(ok, self.decode(features, options)):
-                results[i].candidates = candidates
-        return results
+        with BatchLoader(self.encoder_config, self.device, num_workers) as loader:
+            for batch in loader.batches(images, batch_size, names):
+                results = [CaptionResult(image=name, language=language) for name in batch.names]
+                for index, error in batch.errors.items():
+                    results[index].error = error
+                if batch.pixels is not None:
+                    for index, candidates in zip(batch.loaded, self.decode(self.encode(batch.pixels), options)):
+                        results[index].candidates = candidates
+                chain(results)
+                yield from results
 
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> EncoderOutput:
-        """Encoder features for preprocessed images ``(B, 3, H, W)``."""
-        return self.encoder(pixels.to(self.device))
+        """Encoder features (float32) for preprocessed images ``(B, 3, H, W)``.
+
+        On CUDA the encoder runs channels-last under bfloat16 autocast unless
+        ``mixed_precision`` is False.
+        """
+        pixels = pixels.to(self.device, non_blocking=True)
+        if self.device.type != "cuda" or not self.mixed_precision:
+            return self.encoder(pixels)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            features = self.encoder(pixels.contiguous(memory_format=torch.channels_last))
+        grid = features.grid.float() if features.grid is not None else None
+        return EncoderOutput(features.pooled.float(), grid)
 
     def decode(self, features: EncoderOutput, options: DecodingOptions | None = None) -> list[list[Candidate]]:
         """Caption candidates, best first, for each row of ``features``."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 import click
+from tqdm import tqdm
 
 from .errors import CaptionerError
 from .images import IMAGE_EXTENSIONS
@@ -43,65 +44,62 @@ def cli() -> None:
 @click.option("--length-penalty", type=float, default=None, help="Score = logprob / length**penalty.")
 @click.option("--seed", type=int, default=None, help="Seed for --method sample.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Image decoding threads (default: CPUs, at most 8).")
 @click.option("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available).")
 @click.option("--postprocess", "-p", multiple=True, help="Post-processor to run, e.g. sentiment or translate:es.")
 @click.option("--format", "output_format", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
-def caption(paths, model, beam_size, max_length, method, length_penalty, seed, batch_size, device, postprocess,
-            output_format) -> None:
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Append JSON lines here as batches finish (with a progress bar) instead of printing.")
+@click.option("--resume", is_flag=True, help="With --output: skip images already in it (captioned or failed).")
+def caption(paths, model, beam_size, max_length, method, length_penalty, seed, batch_size, workers, device,
+            postprocess, output_format, output, resume) -> None:
     """Caption image files and folders (searched recursively for images).
 
     Text output is one ``PATH<TAB>CAPTION`` line per image; jsonl output is one JSON
-    object per image. Unreadable images are reported on stderr and the rest are
-    still captioned; the exit code is 1 if any image failed.
+    object per image. Results stream out batch by batch. Unreadable images are
+    reported on stderr and the rest are still captioned; the exit code is 1 if any
+    image failed.
     """
     from .captioner import Captioner
+    from .streaming import JsonlSink
 
+    if resume and not output:
+        raise click.UsageError("--resume needs --output FILE")
     try:
         captioner = Captioner.from_pretrained(model, device=device)
-    except CaptionerError as error:
+        sink = JsonlSink(output, resume=resume) if output else None
+    except (CaptionerError, OSError) as error:
         error_line(str(error))
         sys.exit(1)
     options = dict(beam_size=beam_size, max_length=max_length, method=method, length_penalty=length_penalty, seed=seed)
-    files = list(expand_paths(paths))
+    files = [str(p) for p in expand_paths(paths)]
+    todo = [f for f in files if sink is None or f not in sink.done]
     failed = 0
-    for start in range(0, len(files), batch_size):
-        batch = [str(p) for p in files[start : start + batch_size]]
-        try:
-            results = captioner.caption(batch, batch_size=batch_size, postprocess=postprocess, **options)
-        except (CaptionerError, ValueError) as error:
-            error_line(str(error))
-            sys.exit(1)
-        for result in results:
-            if result.error is not None:
-                failed += 1
-                error_line(result.error)
-            elif output_format == "jsonl":
-                click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
-            else:
-                click.echo(f"{result.image}\t{result.text}")
+    try:
+        results = captioner.caption_stream(todo, batch_size=batch_size, postprocess=postprocess, num_workers=workers,
+                                           **options)
+        with tqdm(total=len(todo), unit="image", desc="captioning", disable=sink is None, file=sys.stderr) as bar:
+            for result in results:
+                if result.error is not None:
+                    failed += 1
+                    error_line(result.error)
+                if sink is not None:
+                    sink.write(result)
+                    bar.update(1)
+                elif result.error is None:
+                    click.echo(json.dumps(result.to_dict(), ensure_ascii=False) if output_format == "jsonl"
+                               else f"{result.image}\t{result.text}")
+    except (CaptionerError, ValueError) as error:
+        error_line(str(error))
+        sys.exit(1)
+    finally:
+        if sink is not None:
+            sink.close()
+    if sink is not None and len(todo) < len(files):
+        click.echo(f"resumed: {len(files) - len(todo)} images were already in {output}", err=True)
     if not files:
         error_line("no image files found in " + ", ".join(paths))
     sys.exit(1 if failed or not files else 0)
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def plugins(as_json: bool) -> None:
-    """List installed plugins, what each registered, and errors for broken ones."""
-    from .plugins import get_plugins
-
-    infos = get_plugins()
-    if as_json:
-        click.echo(json.dumps([asdict(info) for info in infos], indent=2))
-        return
-    for info in infos:
-        click.echo(f"{info.name} {info.version or ''}".rstrip())
-        if info.hooks:
-            click.echo(f"  hooks: {', '.join(info.hooks)}")
-        for kind, names in info.registered.items():
-            click.echo(f"  {kind}: {', '.join(names)}")
-        if info.error:
-            click.echo(f"  error: {info.error}")
 
 
 @cli.command()

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from .images import load_batch
+from .errors import ImageError
+from .loading import BatchLoader
 from .vocab import tokenize
 
 ALL_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
@@ -95,11 +96,15 @@ def caption_images(captioner, images, settings: list[dict], batch_size: int = 64
     """
     options = [captioner.decoding.updated(**setting) for setting in settings]
     captions: list[list[str]] = [[] for _ in settings]
-    for start in tqdm(range(0, len(images), batch_size), desc="captioning", unit="batch", disable=not progress):
-        chunk = images[start : start + batch_size]
-        features = captioner.encode(load_batch([image.path for image in chunk], captioner.encoder_config))
-        for texts, option in zip(captions, options):
-            texts += [candidates[0].text for candidates in captioner.decode(features, option)]
+    with BatchLoader(captioner.encoder_config, captioner.device) as loader, \
+            tqdm(total=len(images), desc="captioning", unit="image", disable=not progress) as bar:
+        for batch in loader.batches([str(image.path) for image in images], batch_size):
+            if batch.errors:
+                raise ImageError(next(iter(batch.errors.values())))
+            features = captioner.encode(batch.pixels)
+            for texts, option in zip(captions, options):
+                texts += [candidates[0].text for candidates in captioner.decode(features, option)]
+            bar.update(len(batch.names))
     return captions
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import warnings
 from os import PathLike
 from pathlib import Path
 from typing import Any, Union
@@ -17,6 +20,35 @@ from .errors import ImageError
 
 ImageInput = Union[str, PathLike, bytes, bytearray, Image.Image, np.ndarray, torch.Tensor]
 
+DEFAULT_MAX_PIXELS = 100_000_000
+# Sizes are checked by check_pixel_limit (with a clearer message); Pillow's own warning would only repeat it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def max_pixels() -> int:
+    """The most pixels an image file may have (``CAPTIONER_MAX_PIXELS``, default 100 megapixels)."""
+    raw = os.environ.get("CAPTIONER_MAX_PIXELS", "")
+    return int(raw) if raw.strip().isdigit() and int(raw) > 0 else DEFAULT_MAX_PIXELS
+
+
+def too_many_pixels(name: str, pixels: int, size: str = "") -> ImageError:
+    return ImageError(f"{name}: {size}{' is ' if size else ''}{pixels / 1e6:.0f} megapixels, above the limit of "
+                      f"{max_pixels() / 1e6:g} (set CAPTIONER_MAX_PIXELS to change it)")
+
+
+def check_pixel_limit(size: tuple[int, int], name: str) -> None:
+    """Refuse an image from its header, before any pixel is decoded (decompression bombs).
+
+    Pillow's own guard (``PIL.Image.MAX_IMAGE_PIXELS``, refusing above twice its
+    value) stays in force too.
+    """
+    width, height = size
+    if width * height > max_pixels():
+        raise too_many_pixels(name, width * height, f"{width}x{height}")
+    if width < 1 or height < 1:
+        raise ImageError(f"{name}: image has zero width or height")
+
+
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".heic", ".avif"}
 )
@@ -29,7 +61,8 @@ def describe_input(source: Any, index: int) -> str:
     return f"<{type(source).__name__} #{index}>"
 
 
-def _from_pil(image: Image.Image) -> torch.Tensor:
+def _from_pil(image: Image.Image, name: str) -> torch.Tensor:
+    check_pixel_limit(image.size, name)
     image = ImageOps.exif_transpose(image)
     if image.mode != "RGB":
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -78,20 +111,23 @@ def load_image(source: ImageInput, name: str | None = None) -> torch.Tensor:
         if isinstance(source, np.ndarray):
             return _from_array(source)
         if isinstance(source, Image.Image):
-            return _from_pil(source)
+            return _from_pil(source, name)
         if isinstance(source, (bytes, bytearray)):
             with Image.open(io.BytesIO(source)) as image:
-                return _from_pil(image)
+                return _from_pil(image, name)
         if isinstance(source, (str, PathLike)):
             with Image.open(Path(source)) as image:
-                return _from_pil(image)
+                return _from_pil(image, name)
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{name}: is a directory, not an image") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:  # Pillow refused it in open(), before our check
+        count = re.search(r"\((\d+) pixels\)", str(error))
+        raise too_many_pixels(name, int(count.group(1)) if count else 2 * (Image.MAX_IMAGE_PIXELS or 0)) from None
+    except (OSError, ValueError, SyntaxError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         raise ImageError(f"{name}: {message}") from None
     raise ImageError(f"{name}: unsupported input type {type(source).__name__}")
@@ -107,8 +143,8 @@ def preprocess(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     elif tuple(image.shape[1:]) != (height, width):
         image = TF.resize(image, [height, width], interpolation=mode, antialias=True)
     pixels = image.float().div_(255)
-    mean = torch.tensor(config.mean).view(3, 1, 1)
-    std = torch.tensor(config.std).view(3, 1, 1)
+    mean = torch.tensor(config.mean, device=image.device).view(3, 1, 1)
+    std = torch.tensor(config.std, device=image.device).view(3, 1, 1)
     return (pixels - mean) / std
 
 

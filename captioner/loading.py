@@ -1,0 +1,139 @@
+"""Images to model-ready batches in worker threads, a batch or two ahead of the model.
+
+On the CPU each worker decodes (Pillow) and resizes one image. On CUDA, JPEG files
+are only read by the workers; a whole batch is then decoded on the GPU with
+``torchvision.io.decode_jpeg`` and resized there. Anything the GPU decoder cannot
+read goes through Pillow, which also gives the error message.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from .encoder import EncoderConfig
+from .errors import ImageError
+from .images import check_pixel_limit, describe_input, load_image, preprocess
+
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+@dataclass
+class Batch:
+    """One batch: every input's name, the pixels of those that loaded, and why the others did not."""
+
+    names: list[str]
+    pixels: torch.Tensor | None  # (len(loaded), 3, H, W) float, on the target device
+    loaded: list[int]  # positions in ``names`` that have pixels, in order
+    errors: dict[int, str]  # position -> one-line error
+
+
+@dataclass
+class Prepared:
+    """What a worker made of one input: pixels, raw JPEG bytes for the device decoder, or an error."""
+
+    pixels: torch.Tensor | None = None
+    jpeg: torch.Tensor | None = None
+    error: str | None = None
+
+
+class BatchLoader:
+    """Loads batches of images in ``num_workers`` threads, ``prefetch`` batches ahead of the consumer."""
+
+    def __init__(self, config: EncoderConfig, device: torch.device | str = "cpu", num_workers: int | None = None,
+                 prefetch: int = 2, decode_jpeg_on_device: bool | None = None) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.prefetch = max(1, prefetch)
+        self.device_jpeg = self.device.type == "cuda" if decode_jpeg_on_device is None else decode_jpeg_on_device
+        self._pool = ThreadPoolExecutor(num_workers or default_workers(), thread_name_prefix="captioner-load")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "BatchLoader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def batches(self, items: Iterable[Any], batch_size: int, names: Iterable[str] | None = None) -> Iterator[Batch]:
+        """Batches of ``items`` in order; ``items`` may be a generator (nothing is read ahead of ``prefetch``)."""
+        named = zip(items, names) if names is not None else ((x, describe_input(x, i)) for i, x in enumerate(items))
+        pending: deque[tuple[list[str], list[Future[Prepared]]]] = deque()
+        while True:
+            chunk = list(itertools.islice(named, max(1, batch_size)))
+            if chunk:
+                pending.append(([name for _, name in chunk], [self._pool.submit(self._prepare, x, n) for x, n in chunk]))
+            if pending and (len(pending) > self.prefetch or not chunk):
+                names_, futures = pending.popleft()
+                yield self._assemble(names_, [f.result() for f in futures])
+            elif not chunk:
+                return
+
+    def _prepare(self, item: Any, name: str) -> Prepared:
+        try:
+            if self.device_jpeg and isinstance(item, (str, PathLike)) and Path(item).suffix.lower() in JPEG_SUFFIXES:
+                data = Path(item).read_bytes()
+                with Image.open(io.BytesIO(data)) as header:  # reads the header only: size checks before decoding
+                    check_pixel_limit(header.size, name)
+                    if header.format == "JPEG" and header.mode in ("RGB", "L"):
+                        return Prepared(jpeg=torch.frombuffer(bytearray(data), dtype=torch.uint8))
+            return Prepared(pixels=preprocess(load_image(item, name), self.config))
+        except ImageError as error:
+            return Prepared(error=str(error))
+        except OSError as error:
+            return Prepared(error=f"{name}: {' '.join(str(error).split()) or type(error).__name__}")
+
+    def _decode_on_device(self, data: list[torch.Tensor], names: list[str], items: list[Prepared]) -> None:
+        """Fill ``pixels`` of JPEG items from one batched device decode (one at a time if that fails)."""
+        try:
+            decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device, apply_exif_orientation=True)
+        except RuntimeError:
+            decoded = []
+            for raw in data:
+                try:
+                    decoded.append(decode_jpeg(raw, mode=ImageReadMode.RGB, device=self.device,
+                                               apply_exif_orientation=True))
+                except RuntimeError:
+                    decoded.append(None)
+        for item, image, raw, name in zip(items, decoded, data, names):
+            try:
+                if image is None:  # the device decoder refused it: Pillow reads it or says why
+                    image = load_image(bytes(raw.numpy()), name)
+                item.pixels, item.jpeg = preprocess(image, self.config), None
+            except ImageError as error:
+                item.error, item.jpeg = str(error), None
+
+    def _assemble(self, names: list[str], prepared: list[Prepared]) -> Batch:
+        jpegs = [i for i, p in enumerate(prepared) if p.jpeg is not None]
+        if jpegs:
+            self._decode_on_device([prepared[i].jpeg for i in jpegs], [names[i] for i in jpegs],
+                                   [prepared[i] for i in jpegs])
+        loaded = [i for i, p in enumerate(prepared) if p.pixels is not None]
+        errors = {i: p.error for i, p in enumerate(prepared) if p.error is not None}
+        on_cpu = [i for i in loaded if prepared[i].pixels.device != self.device]
+        if on_cpu:  # one pinned host-to-device copy that overlaps with the GPU's work
+            moved = torch.stack([prepared[i].pixels for i in on_cpu])
+            if self.device.type == "cuda":
+                moved = moved.pin_memory()
+            moved = moved.to(self.device, non_blocking=True)
+            for row, i in enumerate(on_cpu):
+                prepared[i].pixels = moved[row]
+        pixels = torch.stack([prepared[i].pixels for i in loaded]) if loaded else None
+        return Batch(names, pixels, loaded, errors)
