@@ -103,6 +103,26 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins, what each registered, and errors for broken ones."""
+    from .plugins import get_plugins
+
+    infos = get_plugins()
+    if as_json:
+        click.echo(json.dumps([asdict(info) for info in infos], indent=2))
+        return
+    for info in infos:
+        click.echo(f"{info.name} {info.version or ''}".rstrip())
+        if info.hooks:
+            click.echo(f"  hooks: {', '.join(info.hooks)}")
+        for kind, names in info.registered.items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+        if info.error:
+            click.echo(f"  error: {info.error}")
+
+
+@cli.command()
 @click.option("--model", "-m", "models", multiple=True,
               help="Model name or folder to serve; repeat for several (the first is the default).")
 @click.option("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available).")
@@ -129,6 +149,34 @@ def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> No
                    max_file_size=config.max_file_size, footer_links=["api"])
     finally:
         app.captioner_service.close()
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--output", "-o", required=True, help="Output folder (one file per block).")
+@click.option("--format", "output_format", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
+@click.option("--model", "-m", default=None, help="Model folder or shipped model name (default: the shipped default).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Model replicas.")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None)
+@click.option("--postprocess", "-p", multiple=True)
+@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
+def bulk(inputs, output, output_format, model, workers, gpus_per_worker, batch_size, beam_size, postprocess,
+         address) -> None:
+    """Caption many images with Ray Data (pip install "captioner[ray]"), locally or on a cluster."""
+    import importlib.util
+
+    from .bulk import BulkJob, run_bulk
+
+    if importlib.util.find_spec("ray") is None:
+        error_line('bulk captioning needs Ray: pip install "captioner[ray]"')
+        sys.exit(1)
+    decoding = {"beam_size": beam_size} if beam_size else {}
+    job = BulkJob(list(inputs), output, output_format, model, workers, gpus_per_worker, batch_size, tuple(postprocess),
+                  decoding, address)
+    run_bulk(job)
+    click.echo(f"captions written to {output}/")
 
 
 @cli.command()

@@ -45,6 +45,10 @@ class EncoderOutput(NamedTuple):
     pooled: torch.Tensor
     grid: torch.Tensor | None
 
+    def rows(self, index: slice | torch.Tensor | list[int]) -> "EncoderOutput":
+        """The features of some images, e.g. ``features.rows(slice(i, i + 1))`` for image ``i``."""
+        return EncoderOutput(self.pooled[index], self.grid[index] if self.grid is not None else None)
+
 
 class Encoder(nn.Module):
     """Base class of encoders: ``forward(images (B, 3, H, W)) -> EncoderOutput``."""
@@ -54,6 +58,14 @@ class Encoder(nn.Module):
     def stages(self) -> list[nn.Module]:
         """The network's stages from input to output (fine-tuning unfreezes the last few)."""
         return list(self.children())
+
+    def fused_for_inference(self) -> "Encoder | None":
+        """A faster copy for inference only (e.g. BatchNorm folded into convolutions), or None.
+
+        The copy must give the same features as ``self`` in eval mode; ``self`` is
+        left untouched, so it can still be trained and saved.
+        """
+        return None
 
 
 class FeatureMapEncoder(Encoder):
@@ -67,6 +79,12 @@ class FeatureMapEncoder(Encoder):
     def stages(self) -> list[nn.Module]:
         trunk_stages = getattr(self.trunk, "stages", None)
         return trunk_stages() if callable(trunk_stages) else list(self.trunk.children())
+
+    def fused_for_inference(self) -> "Encoder | None":
+        """Uses the trunk's own ``fused_for_inference()`` if it has one."""
+        fuse = getattr(self.trunk, "fused_for_inference", None)
+        trunk = fuse() if callable(fuse) else None
+        return FeatureMapEncoder(trunk, self.config).eval() if trunk is not None else None
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         feature_map = self.trunk(images)  # (B, D, h, w)

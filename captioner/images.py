@@ -61,9 +61,21 @@ def describe_input(source: Any, index: int) -> str:
     return f"<{type(source).__name__} #{index}>"
 
 
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float images as 8-bit grayscale, keeping their range."""
+    array = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        array = array * 255 if array.size and np.nanmax(array) <= 1.0 else array
+    elif image.mode.startswith("I;16") or (array.size and array.max() > 255):
+        array = array / 257  # 0..65535 -> 0..255
+    return Image.fromarray(np.nan_to_num(np.clip(array, 0, 255)).astype(np.uint8), "L")
+
+
 def _from_pil(image: Image.Image, name: str) -> torch.Tensor:
     check_pixel_limit(image.size, name)
     image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _to_8bit(image)
     if image.mode != "RGB":
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
@@ -130,17 +142,29 @@ def load_image(source: ImageInput, name: str | None = None) -> torch.Tensor:
     except (OSError, ValueError, SyntaxError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         raise ImageError(f"{name}: {message}") from None
+    except ImageError:
+        raise
+    except Exception as error:  # anything else a decoder (or a Pillow plugin) raises on a damaged file
+        message = " ".join(str(error).split())
+        raise ImageError(f"{name}: not a readable image ({type(error).__name__}{': ' + message if message else ''})") from None
     raise ImageError(f"{name}: unsupported input type {type(source).__name__}")
+
+
+def center_crop_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """The largest ``(height, width)`` inside ``size`` with the aspect ratio of ``target``."""
+    height, width = size
+    if width * target[0] > height * target[1]:  # wider than the target
+        return height, max(1, round(height * target[1] / target[0]))
+    return max(1, round(width * target[0] / target[1])), width
 
 
 def preprocess(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     """Resize an RGB ``uint8 (3, H, W)`` image as ``config`` says and normalise it to float."""
     height, width = config.input_size
     mode = TF.InterpolationMode.BICUBIC if config.interpolation == "bicubic" else TF.InterpolationMode.BILINEAR
-    if config.resize_mode == "center_crop":
-        image = TF.resize(image, [min(height, width)], interpolation=mode, antialias=True)
-        image = TF.center_crop(image, [height, width])
-    elif tuple(image.shape[1:]) != (height, width):
+    if config.resize_mode == "center_crop":  # crop to the input's shape first: a 1x100000 strip stays small
+        image = TF.center_crop(image, list(center_crop_size(tuple(image.shape[1:]), (height, width))))
+    if tuple(image.shape[1:]) != (height, width):
         image = TF.resize(image, [height, width], interpolation=mode, antialias=True)
     pixels = image.float().div_(255)
     mean = torch.tensor(config.mean, device=image.device).view(3, 1, 1)

@@ -28,6 +28,7 @@ class SoftAttentionDecoder(Decoder):
     """
 
     needs_grid = True
+    image_state = ("memory", "keys")  # beam search need not copy them when it reorders beams
 
     def __init__(self, vocab_size: int, feature_dim: int, **hparams) -> None:
         super().__init__(vocab_size, feature_dim)

@@ -74,3 +74,28 @@ def test_torchvision_encoder_loads_local_weights(tmp_path):
     assert out.pooled.shape == (1, 960) and out.grid.shape == (1, 49, 960)
     with pytest.raises(WeightsUnavailableError, match="does not exist"):
         create_encoder("mobilenet_v3_large", weights=str(tmp_path / "missing.pth"))
+
+
+def test_folded_batchnorm_gives_the_same_features_and_follows_weight_changes(vocab):
+    from captioner import Captioner
+
+    encoder = create_encoder("efficientnet_lite0").eval()
+    images = torch.randn(2, 3, 224, 224)
+    fused = encoder.fused_for_inference()
+    with torch.inference_mode():
+        expected, got = encoder(images), fused(images)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert torch.allclose(expected.grid, got.grid, atol=1e-4) and torch.allclose(expected.pooled, got.pooled, atol=1e-5)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules())  # the original is untouched
+
+    captioner = Captioner(encoder, "lstm", vocab, device="cpu")
+    first = captioner.encode(images).pooled
+    assert captioner.inference_encoder() is not captioner.encoder
+    with torch.no_grad():
+        captioner.encoder.trunk.net.conv_head.weight.mul_(2)  # e.g. an optimizer step while fine-tuning
+    with torch.inference_mode():
+        reference = captioner.encoder(images.contiguous(memory_format=torch.channels_last)).pooled
+    assert not torch.allclose(first, reference, atol=1e-3)
+    assert torch.allclose(captioner.encode(images).pooled, reference, atol=1e-5)  # the fused copy was rebuilt
+    captioner.model.train()
+    assert captioner.inference_encoder() is captioner.encoder  # training never uses the copy

@@ -178,3 +178,76 @@ def test_ddp_training_with_two_gloo_processes(tiny_flickr, tmp_path):
     log = metrics(run)
     assert [m["world_size"] for m in log] == [2, 2]
     assert Captioner.from_pretrained(run / "best", device="cpu").caption(str(tiny_flickr / "images" / "img1.jpg")).text
+
+
+KILLER = """
+import json, os, signal, sys
+from captioner.training import TrainConfig, Trainer, train
+from captioner.training import checkpoint
+
+where = sys.argv[2]
+original_epoch, original_loss, original_write = Trainer.train_epoch, Trainer._loss, checkpoint.atomic_write_text
+calls = {"loss": 0}
+
+def train_epoch(self, epoch):
+    self.current_epoch, calls["loss"] = epoch, 0
+    return original_epoch(self, epoch)
+
+def loss(self, *args):
+    calls["loss"] += 1
+    if where == "mid-epoch" and self.current_epoch == 1 and calls["loss"] == 2:  # second step of epoch 2
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: as if the machine lost power
+    return original_loss(self, *args)
+
+def write_text(path, text):
+    if where == "mid-checkpoint" and path.name == "LATEST" and text.startswith("epoch-0002"):
+        os.kill(os.getpid(), signal.SIGKILL)  # the epoch-2 folder is written, the pointer is not
+    return original_write(path, text)
+
+Trainer.train_epoch, Trainer._loss, checkpoint.atomic_write_text = train_epoch, loss, write_text
+train(TrainConfig.from_file(sys.argv[1]), progress=False)
+"""
+
+
+@pytest.mark.parametrize("where", ["mid-epoch", "mid-checkpoint"])
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_flickr, tmp_path, where):
+    hparams = {"embed_dim": 8, "hidden_dim": 8}
+    straight = config(tiny_flickr, tmp_path / "a", encoder="efficientnet_lite0", decoder="lstm", decoder_hparams=hparams)
+    train(straight, progress=False)
+    killed = config(tiny_flickr, tmp_path / "b", encoder="efficientnet_lite0", decoder="lstm", decoder_hparams=hparams,
+                    cache_dir=straight.cache_dir)
+    (tmp_path / "killed.json").write_text(json.dumps(killed.to_json()))
+    (tmp_path / "killer.py").write_text(KILLER)
+    done = subprocess.run([sys.executable, str(tmp_path / "killer.py"), str(tmp_path / "killed.json"), where],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == -9, done.stderr[-2000:]  # really killed by SIGKILL
+    run = tmp_path / "b" / "run"
+    assert (run / "checkpoints" / "LATEST").read_text().strip() == "epoch-0001"
+
+    train(killed, resume=True, progress=False)
+    a = load_file(tmp_path / "a" / "run" / "checkpoints" / "epoch-0003" / "model.safetensors")
+    b = load_file(run / "checkpoints" / "epoch-0003" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_infinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_flickr, tmp_path, monkeypatch):
+    original = Trainer._loss
+
+    def infinite_in_second_epoch(self, *args):
+        loss = original(self, *args)
+        return loss * float("inf") if self.epoch_of_last_batch == 1 else loss
+
+    original_epoch = Trainer.train_epoch
+
+    def tracking(self, epoch):
+        self.epoch_of_last_batch = epoch
+        return original_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "_loss", infinite_in_second_epoch)
+    monkeypatch.setattr(Trainer, "train_epoch", tracking)
+    with pytest.raises(TrainingError, match="loss became inf at epoch 2, step 1; stopping .*last good checkpoint"):
+        train(config(tiny_flickr, tmp_path), progress=False)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert (checkpoints / "LATEST").read_text().strip() == "epoch-0001"
+    assert Captioner.from_pretrained(checkpoints / "epoch-0001", device="cpu").caption(
+        str(tiny_flickr / "images" / "img1.jpg")).text

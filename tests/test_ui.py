@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -13,11 +15,13 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from PIL import Image
 
-from captioner import Captioner, CaptionResult
+from captioner import Captioner, CaptionResult, PluginError, hookimpl
 from captioner.ui import UIConfig
 from captioner.ui.batcher import CaptionBatcher
 from captioner.ui.heatmap import attention_overlays, grid_shape
+from conftest import random_photo
 from ui_server import running_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +86,7 @@ def test_batch_endpoint_table_and_downloads(server, tmp_path):
     assert rows["cat.jpg"]["caption"] and not rows["cat.jpg"]["error"]
     assert rows["broken.png"]["error"].startswith("broken.png: ") and not rows["broken.png"]["caption"]
     assert json.loads(rows["coffee.jpg"]["postprocessing"])["sentiment"]["label"]
-    csv_file, jsonl_file = sorted(files)
+    csv_file, jsonl_file = (next(f for f in files if f.endswith(suffix)) for suffix in (".csv", ".jsonl"))
     assert [r["image"] for r in csv.DictReader(open(csv_file))] == list(rows)
     lines = [json.loads(line) for line in open(jsonl_file)]
     assert lines[0]["caption"] == rows["cat.jpg"]["caption"] and "error" in lines[1] and "nbest" in lines[2]
@@ -270,3 +274,76 @@ def test_ui_command_refuses_a_bad_model_in_one_line():
     assert result.stderr.strip().splitlines() == [
         "captioner: error: model 'no-such-model': no such folder and no shipped model of that name "
         "(shipped: flickr8k-lite0-attention)"]
+
+
+def test_load_test_finishes_by_itself_with_no_failed_requests(tmp_path):
+    output = tmp_path / "load.json"
+    done = subprocess.run([sys.executable, "benchmarks/load_test.py", "--clients", "6", "--duration", "8",
+                           "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(output.read_text())
+    assert result["failed"] == 0 and result["ok"] > 0 and result["p95_ms"] >= result["p50_ms"]
+    assert "Load test: 6 clients" in done.stdout
+
+
+class Fragile:
+    """An encoder plugin that crashes on very bright images."""
+
+    @hookimpl
+    def register_encoders(self, register):
+        from conftest import make_tiny_encoder
+
+        def create(pretrained=True, weights=None):
+            encoder = make_tiny_encoder()
+            forward = encoder.forward
+
+            def crash_on_white(images):
+                if (images.flatten(1).mean(1) > 0.9).any():
+                    raise RuntimeError("cannot handle white")
+                return forward(images)
+
+            encoder.forward = crash_on_white
+            return encoder
+
+        register("fragile_cnn", create, config=make_tiny_encoder().config)
+
+
+def test_a_crashing_plugin_names_itself_and_spares_the_other_requests(captioner_plugin, vocab, tmp_path):
+    captioner_plugin(Fragile(), "fragile-plugin")
+    model = Captioner("fragile_cnn", "lstm", vocab, device="cpu").save(tmp_path / "fragile")
+    white, photo = tmp_path / "white.png", tmp_path / "photo.png"
+    Image.new("RGB", (40, 40), (255, 255, 255)).save(white)
+    Image.fromarray(random_photo(3)).save(photo)
+    with pytest.raises(PluginError, match="encoder 'fragile_cnn' from plugin 'fragile-plugin' failed: "
+                                          "RuntimeError: cannot handle white"):
+        Captioner.from_pretrained(model, device="cpu").caption(str(white))
+
+    with running_app(UIConfig(models=(str(model),), device="cpu")) as (url, app):
+        client = Client(url, verbose=False)
+        gate = threading.Event()
+        real = app.captioner_service.batcher._run_group
+        app.captioner_service.batcher._run_group = lambda requests: (gate.wait(30), real(requests))
+        jobs = [client.submit(handle_file(str(path)), api_name="/caption") for path in (white, photo, photo)]
+        threading.Event().wait(2)  # let all three reach the batcher, to be captioned together
+        gate.set()
+        with pytest.raises(AppError, match="fragile_cnn' from plugin 'fragile-plugin' failed"):
+            jobs[0].result(timeout=60)
+        assert jobs[1].result(timeout=60)[0] and jobs[2].result(timeout=60)[0]  # batched with it, still captioned
+        assert client.predict(handle_file(str(photo)), api_name="/caption")[0]  # and the server is still up
+
+
+def test_uploads_above_the_size_limit_are_refused(tmp_path):
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > 100_000
+    with running_app(UIConfig(device="cpu", max_file_size="100kb")) as (url, _):
+        with pytest.raises(Exception, match="(?i)file size|too large|exceeds"):
+            Client(url, verbose=False).predict(handle_file(str(big)), api_name="/caption")
+
+
+def test_batch_downloads_are_removed_when_the_app_closes(tmp_path):
+    with running_app(UIConfig(device="cpu")) as (url, app):
+        Client(url, verbose=False).predict([handle_file(str(CAT))], api_name="/caption_batch")
+        root = app.captioner_service.downloads.root
+        assert list(root.rglob("captions.csv"))
+    assert not root.exists()

@@ -18,10 +18,11 @@ def free_port() -> int:
 @contextmanager
 def running_app(config: UIConfig | None = None, **launch) -> Iterator[tuple[str, object]]:
     """``(url, app)`` for a server on 127.0.0.1; closed (with its temporary files) on exit."""
-    app = build_app(config or UIConfig(device="cpu"))
+    config = config or UIConfig(device="cpu")
+    app = build_app(config)
     try:
         _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                               quiet=True, **launch)
+                               quiet=True, max_file_size=config.max_file_size, **launch)
         yield url, app
     finally:
         app.close()

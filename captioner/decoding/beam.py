@@ -108,7 +108,7 @@ def beam_search(
         next_rows = cand_rows.view(batch, n_cand).gather(1, live).view(-1)
         tokens = cand_token.gather(1, live).view(-1)
         sequences = torch.cat([sequences.index_select(0, next_rows), tokens.unsqueeze(1)], dim=1)
-        state = decoder.reorder_state(out.state, next_rows)
+        state = decoder.reorder_beams(out.state, next_rows)  # beams stay within their image
         if out.attention is not None:
             history = _extend(history, out.attention, next_rows)
         beam_scores = live_scores

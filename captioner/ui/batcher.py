@@ -87,9 +87,12 @@ class CaptionBatcher:
         try:
             results = head.captioner.caption([r.image for r in requests], batch_size=len(requests),
                                              postprocess=head.postprocess, **dict(head.options))
-        except Exception as error:  # e.g. a post-processor that cannot be built: every request hears why
-            for request in requests:
-                request.future.set_exception(error)
+        except Exception as error:
+            if len(requests) > 1:  # one image may have tripped a plugin: retry alone so only its request fails
+                for request in requests:
+                    self._run_group([request])
+                return
+            head.future.set_exception(error)
             return
         for request, result in zip(requests, results):
             result.image = request.name

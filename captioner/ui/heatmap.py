@@ -11,6 +11,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 from ..encoder import EncoderConfig
+from ..images import center_crop_size
 
 # Dark blue -> cyan -> green -> yellow -> red, sampled at even steps.
 COLORMAP = np.array([[48, 18, 59], [40, 160, 230], [60, 220, 90], [250, 210, 40], [220, 40, 20]], dtype=np.float32)
@@ -34,13 +35,9 @@ def colorize(weights: np.ndarray) -> np.ndarray:
 
 def view_as_model(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     """The part of ``image`` (RGB uint8 (3, H, W)) the encoder saw, at display size, keeping its shape."""
-    height, width = image.shape[1:]
     if config.resize_mode == "center_crop":  # the grid covers only the centre crop
-        rows, cols = config.input_size
-        side = min(height, width)
-        crop_h, crop_w = (side, round(side * cols / rows)) if rows >= cols else (round(side * rows / cols), side)
-        image = TF.center_crop(image, [min(crop_h, height), min(crop_w, width)])
-        height, width = image.shape[1:]
+        image = TF.center_crop(image, list(center_crop_size(tuple(image.shape[1:]), config.input_size)))
+    height, width = image.shape[1:]
     scale = DISPLAY_SIZE / max(height, width)
     return TF.resize(image, [max(1, round(height * scale)), max(1, round(width * scale))], antialias=True)
 

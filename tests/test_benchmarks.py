@@ -1,0 +1,25 @@
+"""The benchmark command runs end to end (a quick smoke run; the real numbers are in docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_prints_tables_and_writes_json(tmp_path):
+    output = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--no-peers", "--output", str(output)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1. End to end, JPEG files to captions" in done.stdout and "images/s" in done.stdout
+    report = json.loads(output.read_text())
+    runs = report["sections"]["throughput"]
+    assert [(r["batch_size"], r["beam_size"]) for r in runs] == [(1, 1), (1, 3), (16, 1), (16, 3), (64, 1), (64, 3)]
+    assert all(r["images_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in runs)
+    beam = report["sections"]["beam_search"]
+    assert beam["same_captions"] == beam["images"]  # batching never changes a caption
+    assert report["sections"]["latency"]["p95_ms"] >= report["sections"]["latency"]["p50_ms"] > 0
