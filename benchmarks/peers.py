@@ -18,11 +18,12 @@ def build_vit_gpt2() -> tuple[Any, Any]:
     from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(ViTConfig(), GPT2Config(add_cross_attention=True))
-    config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = 50256
+    config.decoder_start_token_id = config.eos_token_id = 50256
+    config.pad_token_id = 0  # not the end token: transformers would otherwise warn about attention masks
     torch.manual_seed(0)
     model = VisionEncoderDecoderModel(config=config)
-    model.generation_config.decoder_start_token_id = model.generation_config.pad_token_id = 50256
-    model.generation_config.eos_token_id = 50256
+    model.generation_config.decoder_start_token_id = model.generation_config.eos_token_id = 50256
+    model.generation_config.pad_token_id = 0
     return model.eval(), ViTImageProcessor()
 
 

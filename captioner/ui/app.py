@@ -201,7 +201,8 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                     nbest = gr.Dataframe(headers=["rank", "caption", "score", "logprob"], label="n-best",
                                          interactive=False)
                     details = gr.JSON(label="Result and post-processors", elem_id="details")
-            attention = gr.Gallery(label="Where the model looked, word by word", columns=6, height="auto")
+            attention = gr.Gallery(label="Where the model looked, word by word", columns=6, height="auto",
+                                   format="jpeg")
         # Not Gradio's batch=True: there one bad input fails every request batched with it (and
         # Gradio 6.31's validator= does not work with batch=True). Requests run concurrently and
         # captioner.ui.batcher joins them into one forward pass. preprocess=False: the handler reads
