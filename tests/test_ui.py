@@ -341,9 +341,9 @@ def test_uploads_above_the_size_limit_are_refused(tmp_path):
             Client(url, verbose=False).predict(handle_file(str(big)), api_name="/caption")
 
 
-def test_batch_downloads_are_removed_when_the_app_closes(tmp_path):
+def test_output_files_are_removed_when_the_app_closes(tmp_path):
     with running_app(UIConfig(device="cpu")) as (url, app):
         Client(url, verbose=False).predict([handle_file(str(CAT))], api_name="/caption_batch")
-        root = app.captioner_service.downloads.root
+        root = app.captioner_service.files.root
         assert list(root.rglob("captions.csv"))
     assert not root.exists()

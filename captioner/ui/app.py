@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import html
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
+from PIL import Image
 
 from ..errors import CaptionerError
 from ..images import IMAGE_EXTENSIONS, load_image
@@ -17,7 +19,7 @@ from ..models import shipped_assets_dir
 from ..plugins import describe_exception
 from ..postprocessing import list_postprocessor_specs
 from .batcher import CaptionBatcher
-from .downloads import DownloadStore, table_row
+from .outputs import OutputFiles, table_row
 from .heatmap import attention_overlays
 from .model_pool import ModelPool, find_models
 
@@ -79,6 +81,12 @@ def in_range(name: str, value: float, limits: tuple[float, float]) -> float:
     return value
 
 
+def jpeg_bytes(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
 def decoding_options(method: str, beam_size: float, max_length: float, length_penalty: float) -> dict[str, Any]:
     """Decoding options from the page's controls (or an API call), checked against the controls' ranges."""
     if method not in METHODS:
@@ -106,11 +114,11 @@ class CaptionService:
         self.pool = ModelPool(find_models(config.models), device=config.device)
         self.pool.get(self.pool.default)  # load the default model before the first visitor
         self.batcher = CaptionBatcher(max_batch_size=config.max_batch_size)
-        self.downloads = DownloadStore()
+        self.files = OutputFiles()
 
     def close(self) -> None:
         self.batcher.close()
-        self.downloads.close()
+        self.files.close()
 
     def caption(self, image: dict[str, Any] | None, model: str, method: str, beam_size: float, max_length: float,
                 length_penalty: float, postprocess: list[str] | None):
@@ -133,10 +141,14 @@ class CaptionService:
         best = result.candidates[0]
         nbest = [[rank, c.text, round(c.score, 4), round(c.logprob, 4)] for rank, c in enumerate(result.candidates, 1)]
         details = {k: v for k, v in result.to_dict().items() if k != "nbest"}
-        overlays = []
+        gallery = []
         if best.attention is not None:
             overlays = attention_overlays(pixels, best.attention, best.words, captioner.encoder_config)
-        return result.text, nbest, details, overlays
+            # Files, not PIL images: Gradio caches PIL images non-atomically under a content hash, and two
+            # requests with the same photo would then overwrite a file while it is being downloaded.
+            paths = self.files.write({f"word{i:02d}.jpg": jpeg_bytes(picture) for i, (picture, _) in enumerate(overlays)})
+            gallery = [(path, word) for path, (_, word) in zip(paths, overlays)]
+        return result.text, nbest, details, gallery
 
     def caption_batch(self, files: list[str] | None, model: str, method: str, beam_size: float, max_length: float,
                       length_penalty: float, postprocess: list[str] | None):
@@ -155,7 +167,7 @@ class CaptionService:
             if result.error:
                 result.error = result.error.replace(path, result.image)  # no server paths in the page
         rows = [[table_row(r)[column] for column in TABLE_COLUMNS] for r in results]
-        return rows, self.downloads.write(results)
+        return rows, self.files.write_results(results)
 
     def load_model(self, model: str) -> str:
         """Load ``model`` now (once per process) and say what is serving."""
@@ -201,8 +213,7 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                     nbest = gr.Dataframe(headers=["rank", "caption", "score", "logprob"], label="n-best",
                                          interactive=False)
                     details = gr.JSON(label="Result and post-processors", elem_id="details")
-            attention = gr.Gallery(label="Where the model looked, word by word", columns=6, height="auto",
-                                   format="jpeg")
+            attention = gr.Gallery(label="Where the model looked, word by word", columns=6, height="auto")
         # Not Gradio's batch=True: there one bad input fails every request batched with it (and
         # Gradio 6.31's validator= does not work with batch=True). Requests run concurrently and
         # captioner.ui.batcher joins them into one forward pass. preprocess=False: the handler reads

@@ -1,4 +1,4 @@
-"""CSV and JSON-lines files of batch results, kept in one folder the app owns and removes."""
+"""Files the app hands to Gradio (batch CSV/JSON lines, heat maps), kept in one folder it owns and removes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_bytes
 from ..results import CaptionResult
 
 CSV_COLUMNS = ["image", "caption", "score", "error", "original_caption", "postprocessing"]
@@ -45,25 +45,33 @@ def to_jsonl(results: list[CaptionResult]) -> str:
     return "".join(json.dumps(result.to_dict(), ensure_ascii=False) + "\n" for result in results)
 
 
-class DownloadStore:
-    """Writes each batch's files atomically; keeps the newest ``keep`` batches, deletes the rest."""
+class OutputFiles:
+    """Writes each response's files atomically into a fresh folder; keeps the newest ``keep`` folders.
 
-    def __init__(self, keep: int = 32) -> None:
+    Gradio copies returned files into its cache (atomically) right after the handler
+    returns, so a folder only has to outlive its own response.
+    """
+
+    def __init__(self, keep: int = 256) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="captioner-ui-"))
-        self._batches: deque[Path] = deque()
+        self._folders: deque[Path] = deque()
         self._keep = keep
         self._lock = threading.Lock()
 
-    def write(self, results: list[CaptionResult]) -> list[str]:
-        """``[captions.csv, captions.jsonl]`` for ``results``."""
+    def write(self, files: dict[str, bytes]) -> list[str]:
+        """Write ``{name: data}`` and return the paths, in order."""
         folder = self.root / uuid.uuid4().hex
-        atomic_write_text(folder / "captions.csv", to_csv(results))
-        atomic_write_text(folder / "captions.jsonl", to_jsonl(results))
+        for name, data in files.items():
+            atomic_write_bytes(folder / name, data)
         with self._lock:
-            self._batches.append(folder)
-            while len(self._batches) > self._keep:
-                shutil.rmtree(self._batches.popleft(), ignore_errors=True)
-        return [str(folder / "captions.csv"), str(folder / "captions.jsonl")]
+            self._folders.append(folder)
+            while len(self._folders) > self._keep:
+                shutil.rmtree(self._folders.popleft(), ignore_errors=True)
+        return [str(folder / name) for name in files]
+
+    def write_results(self, results: list[CaptionResult]) -> list[str]:
+        """``[captions.csv, captions.jsonl]`` for a batch of results."""
+        return self.write({"captions.csv": to_csv(results).encode(), "captions.jsonl": to_jsonl(results).encode()})
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
