@@ -55,7 +55,7 @@ class PostProcessor:
 
 @dataclass(frozen=True)
 class PostProcessorInfo:
-    """What ``captioner plugins`` and the UI show about one post-processor."""
+    """What ``captioner postprocessors`` and the UI menus show about one post-processor."""
 
     name: str
     plugin: str
