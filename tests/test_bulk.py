@@ -66,3 +66,15 @@ def test_the_captioner_maps_over_read_images_too(local_ray, photos, tmp_path):
     table = ray.data.read_parquet(str(tmp_path / "parquet")).take_all()
     assert sorted(Path(row["image"]).name for row in table) == ["p3.jpg", "p4.jpg"]
     assert all(row["caption"] and row["error"] is None for row in table)
+
+
+def test_bulk_command(local_ray, photos, tmp_path):
+    from click.testing import CliRunner
+
+    from captioner.cli import cli
+
+    done = CliRunner().invoke(cli, ["bulk", str(photos / "more"), "-o", str(tmp_path / "cli"), "--format", "parquet",
+                                    "--beam-size", "1"])
+    assert done.exit_code == 0, done.output
+    rows = ray.data.read_parquet(str(tmp_path / "cli")).take_all()
+    assert sorted(Path(row["image"]).name for row in rows) == ["p3.jpg", "p4.jpg"] and all(r["caption"] for r in rows)
