@@ -237,8 +237,11 @@ class Captioner:
         """The encoder's fused copy (built when first needed, rebuilt when its weights change) in eval mode."""
         if self.encoder.training:
             return self.encoder
-        fingerprint = tuple((t.data_ptr(), t._version) for t in itertools.chain(self.encoder.parameters(),
-                                                                               self.encoder.buffers()))
+        fingerprint = tuple(
+            # Inference tensors (a model built under torch.inference_mode) have no version counter.
+            (t.data_ptr(), -1 if t.is_inference() else t._version)
+            for t in itertools.chain(self.encoder.parameters(), self.encoder.buffers())
+        )
         if self._fused is None or self._fused[0] != fingerprint:
             fused = self.encoder.fused_for_inference() if hasattr(self.encoder, "fused_for_inference") else None
             if fused is not None and self.channels_last:

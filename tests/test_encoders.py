@@ -99,3 +99,12 @@ def test_folded_batchnorm_gives_the_same_features_and_follows_weight_changes(voc
     assert torch.allclose(captioner.encode(images).pooled, reference, atol=1e-5)  # the fused copy was rebuilt
     captioner.model.train()
     assert captioner.inference_encoder() is captioner.encoder  # training never uses the copy
+
+
+def test_a_captioner_built_under_inference_mode_still_captions(vocab):
+    from captioner import Captioner
+
+    with torch.inference_mode():
+        captioner = Captioner("efficientnet_lite0", "lstm", vocab, device="cpu", encoder_options={"pretrained": False})
+        inside = captioner.caption(torch.rand(3, 64, 64), max_length=4).text
+    assert captioner.caption(torch.rand(3, 64, 64), max_length=4).text and inside
