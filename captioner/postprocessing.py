@@ -89,15 +89,9 @@ def create_postprocessor(spec: str) -> PostProcessor:
     if not (isinstance(entry.factory, type) and issubclass(entry.factory, PostProcessor)):
         raise PluginError(f"post-processor {name!r} from plugin {entry.plugin!r} is not a PostProcessor subclass")
     try:
-        processor = entry.factory(option)
+        return postprocessors.create(name, option=option)  # other failures name the plugin there
     except PostProcessError as error:
         raise PostProcessError(f"post-processor {spec!r}: {error}") from None
-    except Exception as error:
-        raise PluginError(
-            f"post-processor {name!r} from plugin {entry.plugin!r} failed: {describe_exception(error)}"
-        ) from error
-    processor.registered_name = name
-    return processor
 
 
 def describe_postprocessors() -> list[PostProcessorInfo]:
