@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 import random
 import resource
-import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +91,3 @@ def format_cell(value) -> str:
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
     return str(value)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

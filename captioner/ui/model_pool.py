@@ -56,9 +56,6 @@ class ModelPool:
     def labels(self) -> list[str]:
         return list(self.choices)
 
-    def is_loaded(self, label: str) -> bool:
-        return label in self._loaded
-
     def get(self, label: str) -> Captioner:
         """The captioner for ``label``, loading it if needed (other models stay available meanwhile)."""
         if label not in self.choices:
