@@ -5,7 +5,7 @@
     python benchmarks/run.py --quick --no-peers   # a smoke run (what the test suite does)
 
 Sections: end-to-end throughput from JPEG files (batch 1/16/64 x beam 1/3, peak RSS
-per run, each in its own process), single-image latency through the Python API,
+per run, each in its own process), open-world guidance on and off side by side, single-image latency through the Python API,
 batched beam search against one image at a time, peers side by side, and on CUDA
 the encoder alone as the ceiling.
 """
@@ -18,6 +18,7 @@ import multiprocessing
 import sys
 import time
 from datetime import date
+from statistics import median
 from pathlib import Path
 
 import torch
@@ -32,16 +33,17 @@ from captioner.loading import BatchLoader  # noqa: E402
 PEER_TOKENS = 12  # every model writes exactly this many tokens in the peer comparison
 
 
-def throughput(files: list[str], batch_size: int, beam_size: int, device: str) -> dict:
+def throughput(files: list[str], batch_size: int, beam_size: int, device: str, guide: bool = True) -> dict:
     """Images/s from files to captions, in a fresh process so that its peak RSS is its own."""
     captioner = Captioner.from_pretrained(device=device)
-    list(captioner.caption_stream(files[: 2 * batch_size], batch_size=batch_size, beam_size=beam_size))  # warm-up
+    options = {"beam_size": beam_size, "guide": guide}
+    list(captioner.caption_stream(files[: 2 * batch_size], batch_size=batch_size, **options))  # warm-up
     start = time.perf_counter()
-    done = sum(r.ok for r in captioner.caption_stream(files, batch_size=batch_size, beam_size=beam_size))
+    done = sum(r.ok for r in captioner.caption_stream(files, batch_size=batch_size, **options))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"batch_size": batch_size, "beam_size": beam_size, "images": done, "seconds": seconds,
+    return {"batch_size": batch_size, "beam_size": beam_size, "guide": guide, "images": done, "seconds": seconds,
             "images_per_s": done / seconds, "peak_rss_mb": peak_rss_mb()}
 
 
@@ -133,6 +135,17 @@ def main() -> None:
                 ["batch", "beam", "images", "images/s", "peak RSS MiB"],
                 [[r["batch_size"], r["beam_size"], r["images"], r["images_per_s"], r["peak_rss_mb"]] for r in runs]
                 ).render())
+
+    guidance_batch = 256 if cuda else 16
+    pairs = [in_fresh_process(throughput, files, guidance_batch, 3, args.device, guide)
+             for _ in range(1 if args.quick else 2) for guide in (False, True)]
+    unguided = [r["images_per_s"] for r in pairs if not r["guide"]]
+    guided = [r["images_per_s"] for r in pairs if r["guide"]]
+    report["sections"]["guidance"] = pairs
+    print(Table(f"1b. Open-world guidance, side by side: end to end, batch {guidance_batch}, beam 3 (alternating runs)",
+                ["guidance", "runs", "images/s (median)", "of unguided"],
+                [["off", len(unguided), median(unguided), "100%"],
+                 ["on (default)", len(guided), median(guided), f"{median(guided) / median(unguided):.0%}"]]).render())
 
     lat = latency(files, size(100), args.device)
     report["sections"]["latency"] = lat

@@ -18,8 +18,10 @@ from .encoder import Encoder, EncoderConfig, EncoderOutput
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError
 from .images import ImageInput
 from .loading import BatchLoader
+from .labelset import load_label_set
 from .modelfile import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
 from .models import resolve_model
+from .objects import ObjectWords, RecognizedObject, fix_articles
 from .plugins import describe_exception
 from .postprocessing import PostProcessingChain
 from .registry import create_decoder, create_encoder, decoders, encoders
@@ -98,6 +100,7 @@ class Captioner:
         self.metadata = dict(metadata or {})
         self._chains: dict[tuple[str, ...], PostProcessingChain] = {}
         self._fused: tuple[tuple, nn.Module] | None = None  # (weights fingerprint, fused encoder)
+        self._object_words: dict[bool, ObjectWords] = {}  # by open_vocabulary
 
     def _check_compatible(self, encoder: Encoder, decoder: Decoder) -> None:
         if decoder.vocab_size != len(self.vocab):
@@ -157,6 +160,8 @@ class Captioner:
             raise ModelLoadError(f"{folder}: encoder {config.encoder!r} no longer yields the features this model used")
         try:
             encoder = create_encoder(config.encoder, pretrained=False)
+            if config.encoder_config.classes is None:
+                encoder.classifier = None  # saved without the classifier head (older model folders)
             encoder.config = config.encoder_config  # preprocess exactly as in training
             decoder = create_decoder(
                 config.decoder, vocab_size=len(vocab), feature_dim=config.encoder_config.feature_dim, **config.decoder_hparams
@@ -228,8 +233,10 @@ class Captioner:
                 for index, error in batch.errors.items():
                     results[index].error = error
                 if batch.pixels is not None:
-                    for index, candidates in zip(batch.loaded, self._run_model(batch.pixels, options)):
+                    for index, (candidates, objects, required) in zip(batch.loaded, self._run_model(batch.pixels, options)):
                         results[index].candidates = candidates
+                        results[index].objects = objects
+                        results[index].required_words = required
                 chain(results)
                 yield from results
 
@@ -249,14 +256,16 @@ class Captioner:
             self._fused = (fingerprint, fused or self.encoder)
         return self._fused[1]
 
-    def _run_model(self, pixels: torch.Tensor, options: DecodingOptions) -> list[list[Candidate]]:
+    def _run_model(
+        self, pixels: torch.Tensor, options: DecodingOptions
+    ) -> list[tuple[list[Candidate], list[RecognizedObject], list[str]]]:
         """Encode and decode a batch; an exception inside either names its plugin."""
         try:
             features = self.encode(pixels)
         except Exception as error:
             raise self._plugin_failure("encoder", encoders, self.encoder, error) from error
         try:
-            return self.decode(features, options)
+            return self.describe(features, options)
         except Exception as error:
             raise self._plugin_failure("decoder", decoders, self.decoder, error) from error
 
@@ -281,25 +290,49 @@ class Captioner:
         if self.device.type != "cuda" or not self.mixed_precision:
             return encoder(pixels)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            features = encoder(pixels)
-        grid = features.grid.float() if features.grid is not None else None
-        return EncoderOutput(features.pooled.float(), grid)
+            return encoder(pixels).float()
 
     def decode(self, features: EncoderOutput, options: DecodingOptions | None = None) -> list[list[Candidate]]:
         """Caption candidates, best first, for each row of ``features``."""
+        return [candidates for candidates, _, _ in self.describe(features, options)]
+
+    def object_words(self, open_vocabulary: bool = True) -> ObjectWords | None:
+        """This model's vocabulary matched to its encoder's classes (None without a classifier)."""
+        if self.encoder_config.classes is None or getattr(self.encoder, "classifier", None) is None:
+            return None
+        if open_vocabulary not in self._object_words:
+            label_set = load_label_set(self.encoder_config.classes)
+            self._object_words[open_vocabulary] = ObjectWords.match(label_set, self.vocab, open_vocabulary)
+        return self._object_words[open_vocabulary]
+
+    def describe(
+        self, features: EncoderOutput, options: DecodingOptions | None = None
+    ) -> list[tuple[list[Candidate], list[RecognizedObject], list[str]]]:
+        """Per row of ``features``: caption candidates (best first), the recognised objects,
+        and the words guidance required (empty when unguided)."""
         options = options or self.decoding
         banned = [self.vocab.pad_id, self.vocab.start_id] + ([self.vocab.unk_id] if options.suppress_unk else [])
+        object_words = self.object_words(options.open_vocabulary) if features.class_logits is not None else None
+        probabilities = features.class_logits.float().softmax(dim=1) if object_words is not None else None
+        constraints = None
+        if object_words is not None and options.guide and options.method == "beam" and options.max_objects:
+            constraints = object_words.constraints(probabilities, options)
         hypotheses = decode(
-            self.decoder, features, options, start_id=self.vocab.start_id, end_id=self.vocab.end_id, banned_ids=banned
+            self.decoder, features, options, start_id=self.vocab.start_id, end_id=self.vocab.end_id,
+            banned_ids=banned, constraints=constraints,
         )
-        candidates = []
-        for per_image in hypotheses:
+        objects = object_words.recognize(probabilities) if object_words is not None else [[] for _ in hypotheses]
+        tokens = object_words.tokens if constraints is not None else self.vocab.tokens
+        described = []
+        for b, per_image in enumerate(hypotheses):
+            slots = [] if constraints is None else [[tokens[t] for t in slot if t >= 0] for slot in constraints.required[b].tolist()]
+            required = [slot[0] for slot in slots if slot]
             row = []
             for h in per_image:
-                words = self.vocab.decode(h.token_ids)
+                words = fix_articles(self.vocab.decode(h.token_ids, tokens), {word for slot in slots for word in slot})
                 row.append(Candidate(" ".join(words), words, h.score, h.logprob, h.finished, h.attention))
-            candidates.append(row)
-        return candidates
+            described.append((row, objects[b], required))
+        return described
 
     def postprocessing_chain(self, specs: Sequence[str]) -> PostProcessingChain:
         """The post-processors for ``specs``, built on first use and kept for later calls."""

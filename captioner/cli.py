@@ -29,6 +29,34 @@ def error_line(message: str) -> None:
     click.echo(f"captioner: error: {message}", err=True)
 
 
+GUIDANCE_FIELDS = ("guide", "object_threshold", "max_objects", "absent_threshold", "object_margin", "open_vocabulary")
+
+
+def guidance_options(command):
+    """The open-world guidance flags (``DecodingOptions`` fields; unset ones keep the model's)."""
+    flags = [
+        click.option("--guide/--no-guide", default=None,
+                     help="Name what the encoder's classifier recognises (default: on, for encoders with one)."),
+        click.option("--object-threshold", type=click.FloatRange(0, 1), default=None,
+                     help="Require an object's word when its classes have this much probability (default 0.3)."),
+        click.option("--max-objects", type=click.IntRange(0, 3), default=None, help="Most words to require (default 1)."),
+        click.option("--absent-threshold", type=click.FloatRange(0, 1), default=None,
+                     help="Do not say words for things with less probability than this (default 0.05)."),
+        click.option("--object-margin", type=click.FloatRange(min=0), default=None,
+                     help="Leave a required word out when it costs more than this times its probability (default 0.25)."),
+        click.option("--open-vocabulary/--closed-vocabulary", default=None,
+                     help="Let guidance name classes outside the caption vocabulary (default: open)."),
+    ]
+    for flag in reversed(flags):
+        command = flag(command)
+    return command
+
+
+def guidance_settings(flags: dict) -> dict:
+    """Pop the guidance flags out of a command's keyword arguments."""
+    return {name: flags.pop(name) for name in GUIDANCE_FIELDS}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="captioner")
 def cli() -> None:
@@ -51,8 +79,9 @@ def cli() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Append JSON lines here as batches finish (with a progress bar) instead of printing.")
 @click.option("--resume", is_flag=True, help="With --output: skip images already in it (captioned or failed).")
+@guidance_options
 def caption(paths, model, beam_size, max_length, method, length_penalty, seed, batch_size, workers, device,
-            postprocess, output_format, output, resume) -> None:
+            postprocess, output_format, output, resume, **guidance) -> None:
     """Caption image files and folders (searched recursively for images).
 
     Text output is one ``PATH<TAB>CAPTION`` line per image; jsonl output is one JSON
@@ -71,7 +100,8 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
     except (CaptionerError, OSError) as error:
         error_line(str(error))
         sys.exit(1)
-    options = dict(beam_size=beam_size, max_length=max_length, method=method, length_penalty=length_penalty, seed=seed)
+    options = dict(beam_size=beam_size, max_length=max_length, method=method, length_penalty=length_penalty, seed=seed,
+                   **guidance_settings(guidance))
     files = [str(p) for p in expand_paths(paths)]
     todo = [f for f in files if sink is None or f not in sink.done]
     failed = 0
@@ -276,8 +306,9 @@ def train_command(config_file, assignments, resume, **flags) -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
 @click.option("--captions", type=click.Path(dir_okay=False),
               help="Write per-image captions (of the first setting) as JSON lines here.")
+@guidance_options
 def evaluate(model, data, images, split, beam_sizes, length_penalties, max_length, max_images, batch_size, device,
-             output, captions) -> None:
+             output, captions, **guidance) -> None:
     """Score a model on a dataset split: BLEU-1..4, METEOR, ROUGE-L, CIDEr (pycocoevalcap)."""
     from .atomic import atomic_write_text
     from .captioner import Captioner
@@ -285,7 +316,7 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
     from .evaluation import evaluate as run_evaluation
 
     settings = [
-        {"beam_size": k, "length_penalty": lp, "max_length": max_length}
+        {"beam_size": k, "length_penalty": lp, "max_length": max_length, **guidance_settings(dict(guidance))}
         for k in beam_sizes or [None]
         for lp in length_penalties or [None]
     ]
@@ -299,7 +330,8 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
     runs = []
     for setting, (scores, _) in zip(settings, results):
         options = captioner.decoding.updated(**setting)
-        click.echo(f"\n{split}, {len(selected)} images, beam {options.beam_size}, length penalty {options.length_penalty}")
+        click.echo(f"\n{split}, {len(selected)} images, beam {options.beam_size}, length penalty {options.length_penalty}, "
+                   f"guidance {'on' if options.guide else 'off'}")
         click.echo(scores.table())
         runs.append({"decoding": asdict(options), "scores": scores.values, "notes": scores.notes})
     if output:
@@ -309,6 +341,62 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
         lines = [json.dumps({"image": str(i.path), "caption": t, "references": list(i.captions)}) + "\n"
                  for i, t in zip(selected, results[0][1])]
         atomic_write_text(captions, "".join(lines))
+
+
+@cli.command("evaluate-objects")
+@click.argument("labels", type=click.Path(exists=True, dir_okay=False))
+@click.option("--images", type=click.Path(exists=True, file_okay=False),
+              help="Folder of the labelled photos (default: images/ beside LABELS).")
+@click.option("--model", "-m", default=None, help="Model folder or shipped model name (default: the shipped default).")
+@click.option("--slots-from", "slots_from", default=None,
+              help="Caption dataset whose captions show where nouns go (e.g. a Flickr folder), to score placement.")
+@click.option("--slots-split", default="train", show_default=True, help="Split of --slots-from to read.")
+@click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--device", default=None)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
+@click.option("--captions", type=click.Path(dir_okay=False), help="Write per-image captions as JSON lines here.")
+@guidance_options
+def evaluate_objects(labels, images, model, slots_from, slots_split, beam_size, batch_size, device, output, captions,
+                     **guidance) -> None:
+    """Open-world score on labelled photos: is the object named, where a noun goes?
+
+    LABELS is a JSON-lines file of {"image", "label", "names"} (e.g.
+    ../shared/data/imagenet-sample/labels.jsonl).
+    """
+    from .atomic import atomic_write_text
+    from .captioner import Captioner
+    from .data import load_dataset
+    from .labelset import load_label_set
+    from .openworld import NounSlots, read_labels, score_open_world
+
+    settings = guidance_settings(guidance)
+    try:
+        captioner = Captioner.from_pretrained(model, device=device)
+        labelled = read_labels(labels, images)
+        slots = None
+        if slots_from:
+            references = [c for image in load_dataset(slots_from).split(slots_split) for c in image.captions]
+            slots = NounSlots.learn(references, load_label_set("imagenet-1k").is_noun)
+        results = captioner.caption([str(i.path) for i in labelled], batch_size=batch_size, beam_size=beam_size,
+                                    **settings)
+    except (CaptionerError, ValueError) as error:
+        error_line(str(error))
+        sys.exit(1)
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        error_line(result.error)
+    texts = [r.original_text or "" for r in results]
+    scores = score_open_world(labelled, texts, slots)
+    click.echo(f"{labels}: {len(labelled)} photos, guidance {'on' if captioner.decoding.updated(**settings).guide else 'off'}")
+    click.echo(scores.table())
+    if output:
+        atomic_write_text(output, json.dumps({"labels": labels, "model": model, **scores.to_dict()}, indent=2) + "\n")
+    if captions:
+        lines = [json.dumps({"image": i.path.name, "label": i.label, "caption": t, "required_words": r.required_words})
+                 + "\n" for i, t, r in zip(labelled, texts, results)]
+        atomic_write_text(captions, "".join(lines))
+    sys.exit(1 if failed else 0)
 
 
 @cli.command()

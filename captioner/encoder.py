@@ -27,6 +27,7 @@ class EncoderConfig:
     spatial: bool  # yields a grid of region features (needed by attention decoders)
     resize_mode: ResizeMode = "squash"
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    classes: str | None = None  # label set of the encoder's classifier (e.g. "imagenet-1k"), None without one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,18 +41,29 @@ class EncoderConfig:
 
 
 class EncoderOutput(NamedTuple):
-    """Pooled features ``(B, D)`` and, for spatial encoders, a grid ``(B, N, D)``."""
+    """Pooled features ``(B, D)``, for spatial encoders a grid ``(B, N, D)``, and for
+    encoders with a classifier its logits ``(B, C)`` over ``EncoderConfig.classes``."""
 
     pooled: torch.Tensor
     grid: torch.Tensor | None
+    class_logits: torch.Tensor | None = None
 
     def rows(self, index: slice | torch.Tensor | list[int]) -> "EncoderOutput":
         """The features of some images, e.g. ``features.rows(slice(i, i + 1))`` for image ``i``."""
-        return EncoderOutput(self.pooled[index], self.grid[index] if self.grid is not None else None)
+        return EncoderOutput(*(None if value is None else value[index] for value in self))
+
+    def float(self) -> "EncoderOutput":
+        """The same features in float32 (after mixed-precision encoding)."""
+        return EncoderOutput(*(None if value is None else value.float() for value in self))
 
 
 class Encoder(nn.Module):
-    """Base class of encoders: ``forward(images (B, 3, H, W)) -> EncoderOutput``."""
+    """Base class of encoders: ``forward(images (B, 3, H, W)) -> EncoderOutput``.
+
+    An encoder with a classifier sets ``config.classes`` to its label set and returns
+    ``class_logits``; it keeps the head as its ``classifier`` submodule, so that a
+    model saved without one can drop it (``encoder.classifier = None``).
+    """
 
     config: EncoderConfig
 
@@ -69,12 +81,17 @@ class Encoder(nn.Module):
 
 
 class FeatureMapEncoder(Encoder):
-    """Wraps a CNN trunk that returns a feature map ``(B, D, h, w)``."""
+    """Wraps a CNN trunk that returns a feature map ``(B, D, h, w)``.
 
-    def __init__(self, trunk: nn.Module, config: EncoderConfig) -> None:
+    ``classifier`` (e.g. the network's own ImageNet head, ``nn.Linear(D, C)``) maps
+    the pooled features to class logits; ``config.classes`` names its label set.
+    """
+
+    def __init__(self, trunk: nn.Module, config: EncoderConfig, classifier: nn.Module | None = None) -> None:
         super().__init__()
         self.trunk = trunk
         self.config = config
+        self.classifier = classifier
 
     def stages(self) -> list[nn.Module]:
         trunk_stages = getattr(self.trunk, "stages", None)
@@ -84,9 +101,11 @@ class FeatureMapEncoder(Encoder):
         """Uses the trunk's own ``fused_for_inference()`` if it has one."""
         fuse = getattr(self.trunk, "fused_for_inference", None)
         trunk = fuse() if callable(fuse) else None
-        return FeatureMapEncoder(trunk, self.config).eval() if trunk is not None else None
+        return FeatureMapEncoder(trunk, self.config, self.classifier).eval() if trunk is not None else None
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         feature_map = self.trunk(images)  # (B, D, h, w)
         grid = feature_map.flatten(2).transpose(1, 2)  # (B, h*w, D)
-        return EncoderOutput(pooled=grid.mean(dim=1), grid=grid if self.config.spatial else None)
+        pooled = grid.mean(dim=1)  # (B, D)
+        logits = self.classifier(pooled) if self.classifier is not None else None  # (B, C)
+        return EncoderOutput(pooled, grid if self.config.spatial else None, logits)

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from .objects import RecognizedObject
+
 
 @dataclass
 class Candidate:
@@ -41,6 +43,8 @@ class CaptionResult:
     error: str | None = None
     language: str = "en"
     rewritten: str | None = None
+    objects: list[RecognizedObject] = field(default_factory=list)  # what the encoder's classifier sees
+    required_words: list[str] = field(default_factory=list)  # words open-world guidance put in the caption
 
     @property
     def ok(self) -> bool:
@@ -81,6 +85,9 @@ class CaptionResult:
         if self.rewritten is not None:
             data["original_caption"] = self.original_text
             data["language"] = self.language
+        if self.objects:
+            data["objects"] = [o.to_dict() for o in self.objects]
+            data["required_words"] = list(self.required_words)
         data.update(self.extras)
         if self.postprocess_errors:
             data["postprocess_errors"] = dict(self.postprocess_errors)

@@ -68,14 +68,18 @@ class Vocabulary:
         words = tokenize(caption)[:max_length]
         return [self.start_id, *(self.id(w) for w in words), self.end_id]
 
-    def decode(self, ids: Sequence[int]) -> list[str]:
-        """Words for ``ids``, stopping at ``<end>`` and dropping other specials."""
+    def decode(self, ids: Sequence[int], tokens: Sequence[str] | None = None) -> list[str]:
+        """Words for ``ids``, stopping at ``<end>`` and dropping other specials.
+
+        ``tokens`` is this vocabulary extended with added tokens (open-world words).
+        """
+        tokens = self.tokens if tokens is None else tokens
         words = []
         for i in ids:
             if i == self.end_id:
                 break
             if i >= len(SPECIALS):
-                words.append(self.tokens[i])
+                words.append(tokens[i])
         return words
 
     def to_json(self) -> dict[str, list[str]]:

@@ -37,7 +37,8 @@ _DEPTHWISE_ONLY = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv":
 def config_for(variant: str) -> EncoderConfig:
     size = VARIANTS[variant][0]
     return EncoderConfig(
-        input_size=(size, size), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), feature_dim=FEATURE_DIM, spatial=True
+        input_size=(size, size), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), feature_dim=FEATURE_DIM, spatial=True,
+        classes="imagenet-1k",
     )
 
 
@@ -130,8 +131,9 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Module:
 
 
 def create_encoder(variant: str, pretrained: bool = True, weights: str | Path | None = None) -> FeatureMapEncoder:
-    trunk = EfficientNetTrunk(create_classifier(variant, pretrained=pretrained, weights=weights))
-    return FeatureMapEncoder(trunk, config_for(variant))
+    network = create_classifier(variant, pretrained=pretrained, weights=weights)
+    head = network.get_classifier()  # the ImageNet Linear(1280, 1000) on average-pooled features
+    return FeatureMapEncoder(EfficientNetTrunk(network), config_for(variant), head)
 
 
 @hookimpl

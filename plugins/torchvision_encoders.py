@@ -25,22 +25,26 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _config(feature_dim: int) -> EncoderConfig:
     return EncoderConfig(
-        input_size=(224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD, feature_dim=feature_dim, spatial=True
+        input_size=(224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD, feature_dim=feature_dim, spatial=True,
+        classes="imagenet-1k",
     )
 
 
-# name -> (builder, weights enum member, trunk extractor, feature dim)
-MODELS: dict[str, tuple[Callable[..., nn.Module], object, Callable[[nn.Module], nn.Module], int]] = {
+# name -> (builder, weights enum member, trunk extractor, ImageNet head on pooled features, feature dim)
+MODELS: dict[str, tuple[Callable[..., nn.Module], object, Callable[[nn.Module], nn.Module],
+                        Callable[[nn.Module], nn.Module], int]] = {
     "resnet50": (
         torchvision.models.resnet50,
         torchvision.models.ResNet50_Weights.IMAGENET1K_V2,
         lambda m: nn.Sequential(*list(m.children())[:-2]),  # drop avgpool and fc
+        lambda m: m.fc,
         2048,
     ),
     "mobilenet_v3_large": (
         torchvision.models.mobilenet_v3_large,
         torchvision.models.MobileNet_V3_Large_Weights.IMAGENET1K_V2,
         lambda m: m.features,
+        lambda m: m.classifier,
         960,
     ),
 }
@@ -66,16 +70,16 @@ def _download(name: str, weights) -> dict[str, torch.Tensor]:
 
 
 def create_encoder(name: str, pretrained: bool = True, weights: str | Path | None = None) -> FeatureMapEncoder:
-    builder, default_weights, extract_trunk, feature_dim = MODELS[name]
+    builder, default_weights, extract_trunk, extract_head, feature_dim = MODELS[name]
     model = builder(weights=None)
     if weights is not None:
         model.load_state_dict(_load_local(Path(weights)))
     elif pretrained:
         model.load_state_dict(_download(name, default_weights))
-    return FeatureMapEncoder(extract_trunk(model), _config(feature_dim))
+    return FeatureMapEncoder(extract_trunk(model), _config(feature_dim), extract_head(model))
 
 
 @hookimpl
 def register_encoders(register):
-    for name, (_, _, _, feature_dim) in MODELS.items():
+    for name, (*_, feature_dim) in MODELS.items():
         register(name, lambda name=name, **options: create_encoder(name, **options), config=_config(feature_dim))

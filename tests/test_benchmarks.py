@@ -20,6 +20,8 @@ def test_quick_benchmark_prints_tables_and_writes_json(tmp_path):
     runs = report["sections"]["throughput"]
     assert [(r["batch_size"], r["beam_size"]) for r in runs] == [(1, 1), (1, 3), (16, 1), (16, 3), (64, 1), (64, 3)]
     assert all(r["images_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in runs)
+    assert [r["guide"] for r in report["sections"]["guidance"]] == [False, True]  # side by side, same run
+    assert "1b. Open-world guidance" in done.stdout
     beam = report["sections"]["beam_search"]
     assert beam["same_captions"] == beam["images"]  # batching never changes a caption
     assert report["sections"]["latency"]["p95_ms"] >= report["sections"]["latency"]["p50_ms"] > 0

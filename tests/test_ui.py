@@ -42,7 +42,7 @@ def reference():
 
 def test_caption_endpoint_matches_the_python_api(server, reference):
     _, _, client = server
-    caption, nbest, details, overlays = client.predict(handle_file(str(CAT)), api_name="/caption")
+    caption, nbest, details, overlays, objects = client.predict(handle_file(str(CAT)), api_name="/caption")
     expected = reference.caption(str(CAT), beam_size=3, n_best=3)
     assert caption == expected.text
     assert [row[1] for row in nbest["data"]] == [c.text for c in expected.candidates]
@@ -50,11 +50,15 @@ def test_caption_endpoint_matches_the_python_api(server, reference):
     words = expected.candidates[0].words
     assert [item["caption"] for item in overlays] == words + ["<end>"]  # one heat map per word
     assert all(Path(item["image"]).is_file() for item in overlays)
+    assert objects["label"] == "Egyptian cat (cat)"  # the recognised objects, as labelled tags
+    assert [c["label"] for c in objects["confidences"]][0] == objects["label"]
+    unguided, *_ = client.predict(handle_file(str(CAT)), guide=False, api_name="/caption")
+    assert unguided == reference.caption(str(CAT), beam_size=3, guide=False).text != caption
 
 
 def test_decoding_controls_and_postprocessors(server, reference):
     _, _, client = server
-    caption, nbest, details, _ = client.predict(handle_file(str(COFFEE)), method="greedy", max_length=6,
+    caption, nbest, details, *_ = client.predict(handle_file(str(COFFEE)), method="greedy", max_length=6,
                                                 postprocess=["sentiment"], api_name="/caption")
     expected = reference.caption(str(COFFEE), method="greedy", max_length=6)
     assert caption == expected.text and len(caption.split()) <= 6 and len(nbest["data"]) == 1

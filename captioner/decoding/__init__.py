@@ -7,10 +7,12 @@ from typing import Sequence
 from ..decoder import Decoder
 from ..encoder import EncoderOutput
 from .beam import beam_search
+from .guided import guided_beam_search
+from .lexical import LexicalConstraints
 from .options import DecodingOptions, Hypothesis
 from .sampling import sample
 
-__all__ = ["DecodingOptions", "Hypothesis", "beam_search", "sample", "decode"]
+__all__ = ["DecodingOptions", "Hypothesis", "LexicalConstraints", "beam_search", "decode", "guided_beam_search", "sample"]
 
 
 def decode(
@@ -21,7 +23,17 @@ def decode(
     start_id: int,
     end_id: int,
     banned_ids: Sequence[int] = (),
+    constraints: LexicalConstraints | None = None,
 ) -> list[list[Hypothesis]]:
-    """Run the search ``options.method`` names; one best-first list per image."""
-    search = beam_search if options.method == "beam" else sample
-    return search(decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids)
+    """Run the search ``options.method`` names; one best-first list per image.
+
+    ``constraints`` need beam search; the other methods do not take them.
+    """
+    if options.method == "beam":
+        search = guided_beam_search if constraints is not None else beam_search
+        return search(
+            decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids, constraints=constraints
+        )
+    if constraints is not None:
+        raise ValueError(f"lexical constraints need beam search, not {options.method!r}")
+    return sample(decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids)

@@ -1,7 +1,8 @@
 """Beam search batched over images x beams.
 
 All ``B * k`` beams advance together: one decoder step on ``(B*k)`` rows, one
-``topk`` over ``(B, k*V)`` candidates per step. At step 1 only beam 0 of each image is
+``topk`` over ``(B, k*V)`` candidates per step (with lexical constraints, per group
+of beams that met the same constraints: see :func:`beam_search`). At step 1 only beam 0 of each image is
 alive, so the k beams start distinct. Each image keeps a pool of its k best finished
 hypotheses; it stops counting once the pool is full and no live beam can still beat
 the pool's worst, and the loop exits when every image has stopped.
@@ -16,6 +17,7 @@ import torch
 from ..decoder import Decoder
 from ..encoder import EncoderOutput
 from .constraints import NEG_INF, constrain
+from .lexical import LexicalConstraints
 from .options import DecodingOptions, Hypothesis, score_dtype
 
 
@@ -35,35 +37,55 @@ def beam_search(
     start_id: int,
     end_id: int,
     banned_ids: Sequence[int] = (),
+    constraints: LexicalConstraints | None = None,
 ) -> list[list[Hypothesis]]:
-    """Return, per image, up to ``n_best`` hypotheses sorted best first."""
+    """Return, per image, up to ``n_best`` hypotheses sorted best first.
+
+    With ``constraints`` this is constrained beam search: every image keeps k beams
+    for each set of slots met so far (``2**C`` groups for ``C`` slots, a finite-state
+    machine over the constraints); saying any token of slot ``i`` moves a beam to the
+    group with bit ``i`` set. The captions come from the group that met the most
+    slots among those whose best caption scores within the image's margin
+    (``constraints.margins``) of the best caption of any group.
+    Without constraints there is one group and this is plain beam search.
+    """
     batch = features.pooled.size(0)
     k = options.beam_size
     max_length = options.max_length
     lp = options.length_penalty
     device = features.pooled.device
     dtype = score_dtype(features)
+    slots = constraints.slots if constraints is not None else 0
+    groups = 1 << slots  # per image: which required tokens are in
+    accept = groups - 1
+    n_groups = batch * groups
+    group_image = torch.arange(batch, device=device).repeat_interleave(groups)  # (G,)
+    group_state = torch.arange(groups, device=device).repeat(batch)  # (G,)
+    row_image = group_image.repeat_interleave(k)  # (G*k,)
+    required = constraints.required if constraints is not None else torch.empty(batch, 0, 1, dtype=torch.long, device=device)
 
-    rows = torch.arange(batch, device=device).repeat_interleave(k)
-    state = decoder.reorder_state(decoder.init_state(features), rows)
-    tokens = torch.full((batch * k,), start_id, dtype=torch.long, device=device)
-    sequences = torch.empty(batch * k, 0, dtype=torch.long, device=device)
-    beam_scores = torch.full((batch, k), NEG_INF, dtype=dtype, device=device)
-    beam_scores[:, 0] = 0.0
-    history: torch.Tensor | None = None  # attention so far, (B*k, t, N)
+    state = decoder.reorder_state(decoder.init_state(features), row_image)
+    tokens = torch.full((n_groups * k,), start_id, dtype=torch.long, device=device)
+    sequences = torch.empty(n_groups * k, 0, dtype=torch.long, device=device)
+    beam_scores = torch.full((n_groups, k), NEG_INF, dtype=dtype, device=device)
+    unused_slots = (required < 0).all(dim=2).long() << torch.arange(slots, device=device)  # (B, C): met from the start
+    beam_scores[torch.arange(batch, device=device) * groups + unused_slots.sum(dim=1), 0] = 0.0
+    history: torch.Tensor | None = None  # attention so far, (G*k, t, N)
 
-    # The finished pool: k slots per image, sorted best first, -inf when empty.
-    pool_scores = torch.full((batch, k), NEG_INF, dtype=dtype, device=device)
-    pool_logprobs = torch.full((batch, k), NEG_INF, dtype=dtype, device=device)
-    pool_lengths = torch.zeros(batch, k, dtype=torch.long, device=device)
-    pool_tokens = torch.zeros(batch, k, max_length, dtype=torch.long, device=device)
+    # The finished pool: k slots per group, sorted best first, -inf when empty.
+    pool_scores = torch.full((n_groups, k), NEG_INF, dtype=dtype, device=device)
+    pool_logprobs = torch.full((n_groups, k), NEG_INF, dtype=dtype, device=device)
+    pool_lengths = torch.zeros(n_groups, k, dtype=torch.long, device=device)
+    pool_tokens = torch.zeros(n_groups, k, max_length, dtype=torch.long, device=device)
     pool_attention: torch.Tensor | None = None
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    image_offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
+    done = torch.zeros(n_groups, dtype=torch.bool, device=device)
 
     for step in range(1, max_length + 1):
-        out = decoder.step(tokens, state)
-        logprobs = torch.log_softmax(out.logits.to(dtype), dim=-1)  # (B*k, V)
+        inputs = constraints.decoder_inputs(tokens) if constraints is not None else tokens
+        out = decoder.step(inputs, state)
+        logprobs = torch.log_softmax(out.logits.to(dtype), dim=-1)  # (G*k, V)
+        if constraints is not None:
+            logprobs = constraints.logprobs(logprobs, row_image, tokens)
         logprobs = constrain(
             logprobs,
             sequences,
@@ -74,38 +96,36 @@ def beam_search(
             banned_ids=banned_ids,
         )
         vocab = logprobs.size(1)
-        candidates = (beam_scores.view(-1, 1) + logprobs).view(batch, k * vocab)
-        n_cand = min(2 * k, k * vocab)
-        cand_scores, cand_index = candidates.topk(n_cand, dim=1)  # (B, n_cand), best first
-        cand_beam = cand_index // vocab
-        cand_token = cand_index % vocab
-        cand_rows = (image_offsets + cand_beam).view(-1)  # source row of every candidate
+        candidates = _candidates(logprobs, beam_scores, required, row_image, groups)  # (G, k*V + C*S*k)
+        n_cand = min(2 * k, candidates.size(1))
+        cand_scores, cand_index = candidates.topk(n_cand, dim=1)  # (G, n_cand), best first
+        cand_rows, cand_token = _decode_candidates(cand_index, required, group_image, group_state, groups, k, vocab)
         ranks = torch.arange(n_cand, device=device).unsqueeze(0)
 
-        # Candidates ending in <end> among the top k join the finished pool.
+        # Candidates ending in <end> among the top k join their group's finished pool.
         ends = (cand_token == end_id) & (ranks < k) & torch.isfinite(cand_scores) & ~done.unsqueeze(1)
         if ends.any():
             end_scores = torch.where(ends, cand_scores / float(step) ** lp, NEG_INF)
             merged_scores, keep = torch.cat([pool_scores, end_scores], dim=1).topk(k, dim=1)
-            padded = torch.zeros(batch * n_cand, max_length, dtype=torch.long, device=device)
+            padded = torch.zeros(n_groups * n_cand, max_length, dtype=torch.long, device=device)
             padded[:, : step - 1] = sequences.index_select(0, cand_rows)
-            padded = padded.view(batch, n_cand, max_length)
+            padded = padded.view(n_groups, n_cand, max_length)
             pool_tokens = _take(torch.cat([pool_tokens, padded], dim=1), keep)
             pool_logprobs = torch.cat([pool_logprobs, cand_scores], dim=1).gather(1, keep)
-            step_lengths = torch.full_like(cand_beam, step)
+            step_lengths = torch.full_like(cand_token, step)
             pool_lengths = torch.cat([pool_lengths, step_lengths], dim=1).gather(1, keep)
             if out.attention is not None:
-                attention = _extend(history, out.attention, cand_rows).view(batch, n_cand, step, -1)
+                attention = _extend(history, out.attention, cand_rows).view(n_groups, n_cand, step, -1)
                 if pool_attention is None:
-                    pool_attention = attention.new_zeros(batch, k, max_length, attention.size(-1))
-                padded_attention = attention.new_zeros(batch, n_cand, max_length, attention.size(-1))
+                    pool_attention = attention.new_zeros(n_groups, k, max_length, attention.size(-1))
+                padded_attention = attention.new_zeros(n_groups, n_cand, max_length, attention.size(-1))
                 padded_attention[:, :, :step] = attention
                 pool_attention = _take(torch.cat([pool_attention, padded_attention], dim=1), keep)
             pool_scores = merged_scores
 
         # The best k candidates that did not end become the next beams.
         live_scores, live = torch.where(cand_token == end_id, NEG_INF, cand_scores).topk(k, dim=1)
-        next_rows = cand_rows.view(batch, n_cand).gather(1, live).view(-1)
+        next_rows = cand_rows.view(n_groups, n_cand).gather(1, live).view(-1)
         tokens = cand_token.gather(1, live).view(-1)
         sequences = torch.cat([sequences.index_select(0, next_rows), tokens.unsqueeze(1)], dim=1)
         state = decoder.reorder_beams(out.state, next_rows)  # beams stay within their image
@@ -113,21 +133,80 @@ def beam_search(
             history = _extend(history, out.attention, next_rows)
         beam_scores = live_scores
 
-        best_live = beam_scores.max(dim=1).values
-        pool_full = torch.isfinite(pool_scores[:, -1])
-        hopeless = best_live / _length_bound(step, max_length, lp) <= pool_scores[:, -1]
-        done |= (pool_full & hopeless) | torch.isinf(best_live)
+        # An image is done when its accepting pool is full and no live beam of any group can beat it.
+        best_live = beam_scores.max(dim=1).values.view(batch, groups).max(dim=1).values
+        worst_kept = pool_scores.view(batch, groups, k)[:, accept, -1]
+        hopeless = best_live / _length_bound(step, max_length, lp) <= worst_kept
+        image_done = (torch.isfinite(worst_kept) & hopeless) | torch.isinf(best_live)
+        done = image_done.repeat_interleave(groups)
         if bool(done.all()):
             break
 
     n_best = min(options.n_best or k, k)
-    return [
-        _image_hypotheses(
-            b, n_best, lp, pool_scores, pool_logprobs, pool_lengths, pool_tokens, pool_attention,
-            beam_scores, sequences.view(batch, k, -1), history,
-        )
-        for b in range(batch)
-    ]
+    margins = constraints.margins.tolist() if constraints is not None else [0.0] * batch
+    results = []
+    for b in range(batch):
+        by_group = {
+            g: _group_hypotheses(
+                b * groups + g, n_best, lp, pool_scores, pool_logprobs, pool_lengths, pool_tokens, pool_attention,
+                beam_scores, sequences.view(n_groups, k, -1), history,
+            )
+            for g in range(groups)
+        }
+        best = {g: hypotheses[0].score for g, hypotheses in by_group.items() if hypotheses}
+        top = max(best.values(), default=NEG_INF)
+        # The group that met most slots, among those within the image's margin of the best caption.
+        eligible = [g for g, score in best.items() if score >= top - margins[b]]
+        chosen = max(eligible, key=lambda g: (bin(g).count("1"), best[g]), default=accept)
+        results.append(by_group[chosen])
+    return results
+
+
+def _candidates(
+    logprobs: torch.Tensor, beam_scores: torch.Tensor, required: torch.Tensor, row_image: torch.Tensor, groups: int
+) -> torch.Tensor:
+    """Scores of every way to extend a group's beams: ``(G, k*V + C*S*k)``.
+
+    The first ``k*V`` stay in the group (any token that no slot holds); the rest
+    enter it by saying token ``s`` of slot ``i`` from the group without bit ``i``.
+    """
+    n_groups, k = beam_scores.shape
+    _, slots, choices = required.shape
+    rows, vocab = logprobs.shape
+    if not slots:
+        return (beam_scores.view(-1, 1) + logprobs).view(n_groups, -1)
+    flat = required.index_select(0, row_image).view(rows, slots * choices)  # (G*k, C*S)
+    padded = torch.cat([logprobs, logprobs.new_zeros(rows, 1)], dim=1)  # a spare column for the -1 pads
+    stay = padded.scatter(1, torch.where(flat < 0, vocab, flat), NEG_INF)[:, :vocab]
+    stay_scores = (beam_scores.view(-1, 1) + stay).view(n_groups, -1)
+    say = logprobs.gather(1, flat.clamp(min=0)).masked_fill(flat < 0, NEG_INF)  # (G*k, C*S)
+    say = (beam_scores.view(-1, 1) + say).view(-1, groups, k, slots, choices).permute(0, 1, 3, 4, 2)  # (B, g, C, S, k)
+    bits = 1 << torch.arange(slots, device=logprobs.device)
+    states = torch.arange(groups, device=logprobs.device).unsqueeze(1)  # (groups, 1)
+    source = states ^ bits  # (groups, C): the group a beam enters from by saying a token of slot i
+    enter = say[:, source, torch.arange(slots, device=logprobs.device)]  # (B, groups, C, S, k)
+    enter = enter.masked_fill(((states & bits) == 0).view(1, groups, slots, 1, 1), NEG_INF)
+    return torch.cat([stay_scores, enter.reshape(n_groups, slots * choices * k)], dim=1)
+
+
+def _decode_candidates(
+    index: torch.Tensor, required: torch.Tensor, group_image: torch.Tensor, group_state: torch.Tensor,
+    groups: int, k: int, vocab: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source row ``(G*n,)`` and token ``(G, n)`` of each candidate index from :func:`_candidates`."""
+    _, slots, choices = required.shape
+    stays = index < k * vocab
+    entry = (index - k * vocab).clamp(min=0)
+    slot = (entry // (choices * k)).clamp(max=max(slots - 1, 0))
+    choice = entry % (choices * k) // k
+    image = group_image.unsqueeze(1)
+    source_state = torch.where(stays, group_state.unsqueeze(1), group_state.unsqueeze(1) ^ (1 << slot))
+    beam = torch.where(stays, index // vocab, entry % k)
+    token = index % vocab
+    if slots:
+        token = torch.where(stays, token, required[image, slot, choice])
+    rows = ((image * groups + source_state) * k + beam).view(-1)
+    return rows, token
 
 
 def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -143,7 +222,7 @@ def _extend(history: torch.Tensor | None, attention: torch.Tensor, rows: torch.T
     return torch.cat([history.index_select(0, rows), current], dim=1)
 
 
-def _image_hypotheses(
+def _group_hypotheses(
     b: int,
     n_best: int,
     lp: float,
@@ -156,7 +235,7 @@ def _image_hypotheses(
     live_tokens: torch.Tensor,
     history: torch.Tensor | None,
 ) -> list[Hypothesis]:
-    """Finished hypotheses of image ``b``; if none finished, its best live beams."""
+    """Finished hypotheses of group ``b``; if none finished, its best live beams."""
     hypotheses = []
     for j in range(pool_scores.size(1)):
         score = float(pool_scores[b, j])

@@ -19,6 +19,15 @@ class DecodingOptions:
     ``length_penalty`` divides a hypothesis' log-probability by ``length ** length_penalty``
     (length counts generated tokens, ``<end>`` included): 0 ranks by raw log-probability,
     1 by the mean per token. ``min_length`` is the fewest words before ``<end>`` is allowed.
+
+    Open-world guidance (beam search, encoders with a classifier; see
+    :mod:`captioner.objects`): with ``guide`` on, up to ``max_objects`` words for what
+    the classifier recognises with at least ``object_threshold`` probability must be in
+    the caption, and words for things it gives less than ``absent_threshold`` are not
+    said. ``open_vocabulary`` lets it name classes outside the caption vocabulary.
+    A required word is left out when the best caption with it scores more than
+    ``object_margin * p`` (mean log-probability per word; ``p`` the word's probability)
+    below the best caption without it: the decoder finds no sentence the word fits.
     """
 
     method: Method = "beam"
@@ -33,6 +42,12 @@ class DecodingOptions:
     top_p: float = 1.0  # sampling: keep the smallest set with this much probability
     temperature: float = 1.0
     seed: int | None = None
+    guide: bool = True
+    object_threshold: float = 0.3
+    max_objects: int = 1
+    absent_threshold: float = 0.05
+    open_vocabulary: bool = True
+    object_margin: float = 0.25
 
     def __post_init__(self) -> None:
         problems = []
@@ -54,6 +69,14 @@ class DecodingOptions:
             problems.append(f"top_p must be in (0, 1], not {self.top_p}")
         if self.temperature <= 0:
             problems.append(f"temperature must be > 0, not {self.temperature}")
+        if not 0 <= self.object_threshold <= 1:
+            problems.append(f"object_threshold must be in [0, 1], not {self.object_threshold}")
+        if not 0 <= self.max_objects <= 3:
+            problems.append(f"max_objects must be 0 to 3, not {self.max_objects}")
+        if self.object_margin < 0:
+            problems.append(f"object_margin must be >= 0, not {self.object_margin}")
+        if not 0 <= self.absent_threshold <= 1:
+            problems.append(f"absent_threshold must be in [0, 1], not {self.absent_threshold}")
         if problems:
             raise ValueError("; ".join(problems))
 

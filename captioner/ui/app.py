@@ -18,7 +18,9 @@ from ..images import IMAGE_EXTENSIONS, load_image
 from ..models import shipped_assets_dir
 from ..plugins import describe_exception
 from ..postprocessing import list_postprocessor_specs
+from ..results import CaptionResult
 from .batcher import CaptionBatcher
+from .outputs import CSV_COLUMNS as TABLE_COLUMNS
 from .outputs import OutputFiles, table_row
 from .heatmap import attention_overlays
 from .model_pool import ModelPool, find_models
@@ -29,7 +31,6 @@ METHODS = ["beam", "greedy", "sample"]
 BEAM_SIZES = (1, 10)  # the sliders' ranges, also enforced for API callers
 MAX_LENGTHS = (1, 50)
 LENGTH_PENALTIES = (0.0, 2.0)
-TABLE_COLUMNS = ["image", "caption", "score", "error", "original_caption", "postprocessing"]
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,21 @@ def jpeg_bytes(picture: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def decoding_options(method: str, beam_size: float, max_length: float, length_penalty: float) -> dict[str, Any]:
+def decoding_options(method: str, beam_size: float, max_length: float, length_penalty: float,
+                     guide: bool = True) -> dict[str, Any]:
     """Decoding options from the page's controls (or an API call), checked against the controls' ranges."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     beam = int(in_range("beam_size", beam_size, BEAM_SIZES))
     return {"method": method, "beam_size": beam, "n_best": beam,
             "max_length": int(in_range("max_length", max_length, MAX_LENGTHS)),
-            "length_penalty": float(in_range("length_penalty", length_penalty, LENGTH_PENALTIES))}
+            "length_penalty": float(in_range("length_penalty", length_penalty, LENGTH_PENALTIES)),
+            "guide": bool(guide)}
+
+
+def object_tags(result: CaptionResult) -> dict[str, float]:
+    """The recognised objects as ``{"Egyptian cat (cat)": 0.82, ...}`` for a ``gr.Label``."""
+    return {f"{o.label} ({o.word})" if o.word else o.label: o.probability for o in result.objects}
 
 
 def upload_path(upload: Any) -> tuple[str, str]:
@@ -121,8 +129,9 @@ class CaptionService:
         self.files.close()
 
     def caption(self, image: dict[str, Any] | None, model: str, method: str, beam_size: float, max_length: float,
-                length_penalty: float, postprocess: list[str] | None):
-        """Caption one photo: the caption, the n-best list, post-processor results and attention maps.
+                length_penalty: float, postprocess: list[str] | None, guide: bool = True):
+        """Caption one photo: the caption, the n-best list, post-processor results, attention maps and
+        the objects the encoder recognises.
 
         Args:
             image: the photo (a file, or an http(s) URL for MCP clients).
@@ -132,9 +141,10 @@ class CaptionService:
             max_length: most words in the caption.
             length_penalty: 0 ranks captions by total log-probability, 1 by the mean per word.
             postprocess: post-processors to run in order, e.g. ["sentiment", "translate:es"].
+            guide: name what the encoder's classifier recognises in the caption (open-world guidance).
         """
         path, name = upload_path(image)  # the event skips Gradio's preprocessing: our loader explains bad files
-        options = decoding_options(method, beam_size, max_length, length_penalty)
+        options = decoding_options(method, beam_size, max_length, length_penalty, guide)
         pixels = load_image(path, name)  # decoded here, in this request's thread: a bad file fails only this request
         captioner = self.pool.get(model)
         result = self.batcher.caption(captioner, pixels, name, options, tuple(postprocess or ()))
@@ -148,17 +158,17 @@ class CaptionService:
             # requests with the same photo would then overwrite a file while it is being downloaded.
             paths = self.files.write({f"word{i:02d}.jpg": jpeg_bytes(picture) for i, (picture, _) in enumerate(overlays)})
             gallery = [(path, word) for path, (_, word) in zip(paths, overlays)]
-        return result.text, nbest, details, gallery
+        return result.text, nbest, details, gallery, object_tags(result)
 
     def caption_batch(self, files: list[str] | None, model: str, method: str, beam_size: float, max_length: float,
-                      length_penalty: float, postprocess: list[str] | None):
+                      length_penalty: float, postprocess: list[str] | None, guide: bool = True):
         """Caption many photos: a table of captions (or per-file errors) and CSV and JSON-lines files."""
         if not files:
             raise user_error("no files: choose one or more images first")
         if len(files) > self.config.max_files:
             raise user_error(f"{len(files)} files is more than this server's limit of {self.config.max_files}")
         captioner = self.pool.get(model)
-        options = decoding_options(method, beam_size, max_length, length_penalty)
+        options = decoding_options(method, beam_size, max_length, length_penalty, guide)
         paths = [str(getattr(f, "name", f)) for f in files]
         results = captioner.caption(paths, batch_size=self.config.max_batch_size, postprocess=list(postprocess or ()),
                                     **options)
@@ -197,7 +207,10 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                 max_length = gr.Slider(*MAX_LENGTHS, value=defaults.max_length, step=1, label="Max length (words)")
                 length_penalty = gr.Slider(*LENGTH_PENALTIES, value=defaults.length_penalty, step=0.1,
                                            label="Length penalty")
-        controls = [model, method, beam_size, max_length, length_penalty, postprocess]
+                guide = gr.Checkbox(value=defaults.guide, label="Name recognised objects",
+                                    info="Put what the encoder's ImageNet classifier sees into the caption",
+                                    elem_id="guide")
+        controls = [model, method, beam_size, max_length, length_penalty, postprocess, guide]
 
         with gr.Tab("Caption"):
             with gr.Row():
@@ -210,6 +223,8 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                         gr.Examples([[path] for path in examples], inputs=[image], label="Example photos")
                 with gr.Column():
                     caption = gr.Textbox(label="Caption", elem_id="caption", interactive=False)
+                    objects = gr.Label(label="Recognised objects (ImageNet classes, with the caption word)",
+                                       num_top_classes=5, elem_id="objects")
                     nbest = gr.Dataframe(headers=["rank", "caption", "score", "logprob"], label="n-best",
                                          interactive=False)
                     details = gr.JSON(label="Result and post-processors", elem_id="details")
@@ -218,7 +233,7 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
         # Gradio 6.31's validator= does not work with batch=True). Requests run concurrently and
         # captioner.ui.batcher joins them into one forward pass. preprocess=False: the handler reads
         # the upload itself, so an unreadable file gets our one-line message.
-        run.click(user_errors(service.caption), [image, *controls], [caption, nbest, details, attention],
+        run.click(user_errors(service.caption), [image, *controls], [caption, nbest, details, attention, objects],
                   api_name="caption", concurrency_limit=config.max_batch_size, concurrency_id="caption",
                   preprocess=False)
 

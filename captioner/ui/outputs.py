@@ -16,11 +16,11 @@ from typing import Any
 from ..atomic import atomic_write_bytes
 from ..results import CaptionResult
 
-CSV_COLUMNS = ["image", "caption", "score", "error", "original_caption", "postprocessing"]
+CSV_COLUMNS = ["image", "caption", "score", "error", "original_caption", "objects", "postprocessing"]
 
 
 def table_row(result: CaptionResult) -> dict[str, Any]:
-    """A flat row: the caption (or error) and the post-processors' outputs as JSON."""
+    """A flat row: the caption (or error), the recognised objects and the post-processors' outputs as JSON."""
     data = result.to_dict()
     extras = {**result.extras, **({"postprocess_errors": result.postprocess_errors} if result.postprocess_errors else {})}
     return {
@@ -29,6 +29,7 @@ def table_row(result: CaptionResult) -> dict[str, Any]:
         "score": round(result.score, 4) if result.score is not None else None,
         "error": result.error or "",
         "original_caption": data.get("original_caption", ""),
+        "objects": ", ".join(f"{o.label} {o.probability:.2f}" for o in result.objects),
         "postprocessing": json.dumps(extras, ensure_ascii=False) if extras else "",
     }
 

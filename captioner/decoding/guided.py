@@ -1,0 +1,40 @@
+"""Guided decoding: the decoder's own caption where it meets the constraints, constrained beam search elsewhere."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..decoder import Decoder
+from ..encoder import EncoderOutput
+from .beam import beam_search
+from .lexical import LexicalConstraints
+from .options import DecodingOptions, Hypothesis
+
+
+def guided_beam_search(
+    decoder: Decoder,
+    features: EncoderOutput,
+    options: DecodingOptions,
+    *,
+    start_id: int,
+    end_id: int,
+    banned_ids: Sequence[int] = (),
+    constraints: LexicalConstraints,
+) -> list[list[Hypothesis]]:
+    """Beam search with the bans alone first; images whose best caption misses a
+    required word are searched again with constrained beam search.
+
+    An image whose free caption already names its object ("two dogs" for a retriever)
+    keeps it: constrained search would prune its beams differently and could lose it.
+    """
+    kwargs = dict(start_id=start_id, end_id=end_id, banned_ids=banned_ids)
+    results = beam_search(decoder, features, options, constraints=constraints.without_required(), **kwargs)
+    missing = [b for b, hypotheses in enumerate(results) if not constraints.met_by(b, hypotheses[0].token_ids)]
+    if missing:
+        index = torch.tensor(missing, device=features.pooled.device)
+        constrained = beam_search(decoder, features.rows(index), options, constraints=constraints.rows(index), **kwargs)
+        for b, hypotheses in zip(missing, constrained):
+            results[b] = hypotheses
+    return results

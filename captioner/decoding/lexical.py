@@ -1,0 +1,102 @@
+"""Lexical constraints for beam search: words a caption must contain, words it must not.
+
+This is the decoding half of open-world captioning (Anderson et al. 2017, "Guided
+Open Vocabulary Image Captioning with Constrained Beam Search"): the search keeps
+beams per set of met constraints and finishes in the state where all are met
+(``beam.py``). What the words are and why comes from :mod:`captioner.objects`.
+
+The vocabulary may be extended with *added* tokens the decoder never saw: an added
+token borrows the embedding and output weights of an in-vocabulary *source* token
+(its logit is the source's logit, and it is fed to the decoder as the source), so it
+can be said exactly where its source could.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from .constraints import NEG_INF
+
+
+@dataclass(frozen=True)
+class LexicalConstraints:
+    """Per-image constraints over a vocabulary of ``V`` decoder tokens plus ``A`` added ones.
+
+    ``required (B, C, S)``: each caption must contain, for each of ``C`` slots, one of
+    the slot's ``S`` tokens ("dog" or "dogs" or "retriever"; -1 pads, a slot of
+    only -1 is unused).
+    ``banned (B, V+A)``: tokens a caption must not contain (never a required one).
+    ``replaces (B, P)``: tokens whose probability a required token takes over, so it
+    goes where the decoder would have said one of them ("cat" where it wanted "dog");
+    they are normally banned too (-1 pads).
+    ``sources (A,)``: the decoder token each added token borrows from.
+    ``nouns (V+A,)``: nouns; a required token never follows one, and none follows a
+    required token, so it is never half of a compound ("a spider fence").
+    ``margins (B,)``: how much lower (in the search's score) an image's caption
+    may score for meeting more slots; ``inf`` meets them whatever the cost.
+
+    A slot is met by saying one of its tokens once: until then its tokens move a
+    beam to the group with the slot's bit set; after, they are not said again.
+    """
+
+    required: torch.Tensor
+    banned: torch.Tensor
+    replaces: torch.Tensor
+    sources: torch.Tensor
+    nouns: torch.Tensor
+    margins: torch.Tensor
+
+    @property
+    def slots(self) -> int:
+        return self.required.size(1)
+
+    def rows(self, index: torch.Tensor) -> "LexicalConstraints":
+        """The constraints of some images."""
+        return replace(
+            self, required=self.required[index], banned=self.banned[index], replaces=self.replaces[index],
+            margins=self.margins[index],
+        )
+
+    def without_required(self) -> "LexicalConstraints":
+        """The same bans and added tokens, with nothing required."""
+        return replace(self, required=self.required.new_full((self.required.size(0), 0, 1), -1))
+
+    def met_by(self, image: int, token_ids: list[int]) -> bool:
+        """Whether a caption of image ``image`` says a token of each of its slots."""
+        said = set(token_ids)
+        return all(
+            not slot or said & set(slot)
+            for slot in ([t for t in s if t >= 0] for s in self.required[image].tolist())
+        )
+
+    def decoder_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids as the decoder knows them: an added token becomes its source."""
+        vocab = self.banned.size(1) - self.sources.numel()
+        if not self.sources.numel():
+            return tokens
+        added = tokens >= vocab
+        return torch.where(added, self.sources[(tokens - vocab).clamp(min=0)], tokens)
+
+    def logprobs(self, logprobs: torch.Tensor, row_image: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """``(R, V)`` decoder log-probs -> ``(R, V+A)`` with added tokens, replacements and bans.
+
+        ``row_image (R,)`` is the image of every row and ``previous (R,)`` the token
+        each row said last. Each required token's log-prob becomes the log of its own
+        probability plus that of the tokens it replaces.
+        """
+        if self.sources.numel():
+            logprobs = torch.cat([logprobs, logprobs[:, self.sources]], dim=1)
+        required = self.required.index_select(0, row_image).flatten(1)  # (R, C*S)
+        replaces = self.replaces.index_select(0, row_image)  # (R, P)
+        out = logprobs.masked_fill(self.banned.index_select(0, row_image), NEG_INF)
+        replaced = logprobs.gather(1, replaces.clamp(min=0)).masked_fill(replaces < 0, NEG_INF)  # (R, P)
+        own = logprobs.gather(1, required.clamp(min=0))  # (R, C*S)
+        merged = torch.cat([own.unsqueeze(2), replaced.unsqueeze(1).expand(-1, own.size(1), -1)], dim=2).logsumexp(2)
+        merged = merged.masked_fill(self.nouns[previous].unsqueeze(1), NEG_INF)  # never right after a noun
+        used = required >= 0
+        rows = torch.nonzero(used)[:, 0]
+        out[rows, required[used]] = merged[used]
+        after_required = (required == previous.unsqueeze(1)).any(dim=1)  # (R,)
+        return out.masked_fill(after_required.unsqueeze(1) & self.nouns, NEG_INF)
