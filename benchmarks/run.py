@@ -127,7 +127,7 @@ def main() -> None:
     report = {"date": str(date.today()), "device": args.device, "machine": machine(), "images": source, "sections": {}}
     print(f"captioner benchmarks, {report['date']}, device {args.device}: {report['machine']}\nimages: {source}")
 
-    batch_sizes = (1, 64, 256) if cuda else (1, 16, 64)
+    batch_sizes = (1, 64, 256, 1024) if cuda else (1, 16, 64)
     runs = [in_fresh_process(throughput, files[: size(64 if b == 1 else len(files))], b, k, args.device)
             for b in batch_sizes for k in (1, 3)]
     report["sections"]["throughput"] = runs

@@ -43,7 +43,8 @@ def guidance_options(command):
         click.option("--absent-threshold", type=click.FloatRange(0, 1), default=None,
                      help="Do not say words for things with less probability than this (default 0.05)."),
         click.option("--object-margin", type=click.FloatRange(min=0), default=None,
-                     help="Leave a required word out when it costs more than this times its probability (default 0.25)."),
+                     help="Leave a required word out when it costs more than this per word, at full confidence "
+                          "(default 0.4)."),
         click.option("--open-vocabulary/--closed-vocabulary", default=None,
                      help="Let guidance name classes outside the caption vocabulary (default: open)."),
     ]
@@ -350,7 +351,7 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
 @click.option("--model", "-m", default=None, help="Model folder or shipped model name (default: the shipped default).")
 @click.option("--slots-from", "slots_from", default=None,
               help="Caption dataset whose captions show where nouns go (e.g. a Flickr folder), to score placement.")
-@click.option("--slots-split", default="train", show_default=True, help="Split of --slots-from to read.")
+@click.option("--slots-split", default=None, help="Split of --slots-from to read (default: all of them).")
 @click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--device", default=None)
@@ -376,7 +377,9 @@ def evaluate_objects(labels, images, model, slots_from, slots_split, beam_size, 
         labelled = read_labels(labels, images)
         slots = None
         if slots_from:
-            references = [c for image in load_dataset(slots_from).split(slots_split) for c in image.captions]
+            dataset = load_dataset(slots_from)
+            corpus = dataset.split(slots_split) if slots_split else [i for split in dataset.splits.values() for i in split]
+            references = [c for image in corpus for c in image.captions]
             slots = NounSlots.learn(references, load_label_set("imagenet-1k").is_noun)
         results = captioner.caption([str(i.path) for i in labelled], batch_size=batch_size, beam_size=beam_size,
                                     **settings)

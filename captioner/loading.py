@@ -127,7 +127,8 @@ class BatchLoader:
                                    [prepared[i] for i in jpegs])
         loaded = [i for i, p in enumerate(prepared) if p.pixels is not None]
         errors = {i: p.error for i, p in enumerate(prepared) if p.error is not None}
-        on_cpu = [i for i in loaded if prepared[i].pixels.device != self.device]
+        # Device types, not devices: torch.device("cuda") != the "cuda:0" that decode_jpeg returns.
+        on_cpu = [i for i in loaded if self.device.type != "cpu" and prepared[i].pixels.device.type == "cpu"]
         if on_cpu:  # one pinned host-to-device copy that overlaps with the GPU's work
             moved = torch.stack([prepared[i].pixels for i in on_cpu])
             if self.device.type == "cuda":

@@ -17,7 +17,8 @@ it: "dog" or "dogs" for a retriever); words for concepts below ``absent_threshol
 are banned, and the required word takes over their probability, so it goes where
 the decoder would have named the wrong thing. Where no sentence the decoder likes
 fits the word, it is left out: the caption with it may score at most
-``object_margin * p`` below the best without it.
+``object_margin`` times the classifier's confidence above ``object_threshold``
+(0 there, 1 at certainty) below the best caption without it.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class ObjectWords:
     replaceable: torch.Tensor  # (K,) True for concepts whose words a required word may replace
     singular: torch.Tensor  # (V+A,) True for tokens naming a concept in the singular
     nouns: torch.Tensor  # (V+A,) True for nouns (added tokens included)
+    plural: torch.Tensor  # (V+A,) True for plurals of the words that name classes ("cats")
 
     @property
     def vocab_size(self) -> int:
@@ -103,6 +105,11 @@ class ObjectWords:
         class_tokens = [-1 if word is None else tokens.index(word) for word in class_words]
         nouns = torch.tensor([label_set.is_noun(token) for token in tokens], dtype=torch.bool)
         nouns[len(vocab) :] = True
+        named = set().union(*names.values())
+        plural = torch.tensor(
+            [token not in named and any(form in named for form in singular_forms(token)) for token in tokens],
+            dtype=torch.bool,
+        )
         return cls(
             label_set=label_set,
             tokens=tuple(tokens),
@@ -111,6 +118,7 @@ class ObjectWords:
             alternatives=_alternatives(tokens, len(vocab), names),
             sources=torch.tensor(sources, dtype=torch.long),
             nouns=nouns,
+            plural=plural,
             **_concepts(label_set, vocab, len(tokens), covered),
         )
 
@@ -156,7 +164,8 @@ class ObjectWords:
             replaces=_padded_indices(replaced & ~required_mask),
             sources=self.sources.to(device),
             nouns=self.nouns.to(device),
-            margins=options.object_margin * top.values.min(dim=1).values,
+            plural=self.plural.to(device),
+            margins=options.object_margin * _confidence_above(top.values.min(dim=1).values, options.object_threshold),
         )
 
 
@@ -201,6 +210,11 @@ def _new_word(label: str, head: str | None, specific_words: list[ClassWord]) -> 
     label itself."""
     single = next((w.word for w in specific_words if w.word.isalpha()), None)
     return single or head or label.lower()
+
+
+def _confidence_above(probability: torch.Tensor, threshold: float) -> torch.Tensor:
+    """0 at ``threshold``, rising linearly to 1 at certainty (clamped to [0, 1])."""
+    return ((probability - threshold) / max(1e-6, 1 - threshold)).clamp(0, 1)
 
 
 def _padded_indices(mask: torch.Tensor) -> torch.Tensor:

@@ -101,7 +101,8 @@ def make_constraints(required, vocab_size, *, banned=(), replaces=None, nouns=()
     return LexicalConstraints(
         required=table, banned=banned_mask,
         replaces=torch.tensor(replaces) if replaces is not None else torch.full((len(required), 0), -1),
-        sources=torch.tensor(sources, dtype=torch.long), nouns=noun_mask, margins=torch.full((len(required),), margin),
+        sources=torch.tensor(sources, dtype=torch.long), nouns=noun_mask, plural=torch.zeros(size, dtype=torch.bool),
+        margins=torch.full((len(required),), margin),
     )
 
 
@@ -171,12 +172,22 @@ def test_guided_search_keeps_a_free_caption_that_already_meets_the_constraints()
     decoder, features = random_problem(2, "lstm", vocab_size=9, batch=2)
     options = DecodingOptions(beam_size=3, max_length=8)
     free = beam_search(decoder, features, options, start_id=START, end_id=END, banned_ids=BANNED)
-    said = free[0][0].token_ids[0]
+    ids = free[0][0].token_ids
+    said = next(t for t in ids if ids.count(t) == 1)
     absent = next(t for t in range(4, 9) if t not in free[1][0].token_ids)
     guided = guided_beam_search(decoder, features, options, start_id=START, end_id=END, banned_ids=BANNED,
                                 constraints=make_constraints([[[said]], [[absent]]], 9))
     assert guided[0][0].token_ids == free[0][0].token_ids
     assert absent in guided[1][0].token_ids
+
+
+def test_a_free_caption_meets_the_constraints_only_as_constrained_search_would():
+    constraints = make_constraints([[[5, 8]], []], 9, nouns=(6,))
+    assert constraints.met_by(0, [4, 5, 7]) and constraints.met_by(0, [8])
+    assert not constraints.met_by(0, [4, 7])  # not said
+    assert not constraints.met_by(0, [4, 5, 8])  # said twice ("an alp with an alp")
+    assert not constraints.met_by(0, [6, 5]) and not constraints.met_by(0, [5, 6])  # half of a compound
+    assert constraints.met_by(1, [6, 6])  # nothing required
 
 
 def test_required_words_take_over_what_they_replace_and_stay_out_of_compounds():

@@ -48,6 +48,7 @@ def test_upload_a_photo_and_read_its_caption(page, tmp_path):
     page.locator("#caption-button").click()
     expect(page.locator("#caption textarea")).to_have_value(expected, timeout=60_000)
     expect(page.locator("#details")).to_contain_text("sentiment")
+    expect(page.locator("#objects")).to_contain_text("Egyptian cat (cat)")  # what the encoder recognised
     expect(page.get_by_text("Where the model looked, word by word")).to_be_visible()
     screenshot = os.environ.get("CAPTIONER_SCREENSHOT")  # how docs/ui.jpg is made
     page.screenshot(path=screenshot or str(tmp_path / "ui.jpg"), full_page=True, quality=85)

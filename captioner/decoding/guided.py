@@ -23,8 +23,9 @@ def guided_beam_search(
     banned_ids: Sequence[int] = (),
     constraints: LexicalConstraints,
 ) -> list[list[Hypothesis]]:
-    """Beam search with the bans alone first; images whose best caption misses a
-    required word are searched again with constrained beam search.
+    """Beam search with the bans alone first; images whose best caption does not meet
+    the constraints as constrained search would (:meth:`LexicalConstraints.met_by`)
+    are searched again with constrained beam search.
 
     An image whose free caption already names its object ("two dogs" for a retriever)
     keeps it: constrained search would prune its beams differently and could lose it.

@@ -30,7 +30,8 @@ class LexicalConstraints:
     ``banned (B, V+A)``: tokens a caption must not contain (never a required one).
     ``replaces (B, P)``: tokens whose probability a required token takes over, so it
     goes where the decoder would have said one of them ("cat" where it wanted "dog");
-    they are normally banned too (-1 pads).
+    they are normally banned too (-1 pads). ``plural (V+A,)`` marks required tokens
+    that take nothing over ("cats" does not go where "dog" would).
     ``sources (A,)``: the decoder token each added token borrows from.
     ``nouns (V+A,)``: nouns; a required token never follows one, and none follows a
     required token, so it is never half of a compound ("a spider fence").
@@ -46,6 +47,7 @@ class LexicalConstraints:
     replaces: torch.Tensor
     sources: torch.Tensor
     nouns: torch.Tensor
+    plural: torch.Tensor
     margins: torch.Tensor
 
     @property
@@ -64,12 +66,20 @@ class LexicalConstraints:
         return replace(self, required=self.required.new_full((self.required.size(0), 0, 1), -1))
 
     def met_by(self, image: int, token_ids: list[int]) -> bool:
-        """Whether a caption of image ``image`` says a token of each of its slots."""
-        said = set(token_ids)
-        return all(
-            not slot or said & set(slot)
-            for slot in ([t for t in s if t >= 0] for s in self.required[image].tolist())
-        )
+        """Whether a caption of image ``image`` meets its slots as constrained search would:
+        one token of each slot, said once, with no noun right before or after it."""
+        nouns = self.nouns.tolist()
+        for slot in self.required[image].tolist():
+            tokens = {t for t in slot if t >= 0}
+            places = [i for i, t in enumerate(token_ids) if t in tokens]
+            if not tokens:
+                continue
+            if len(places) != 1:
+                return False
+            i = places[0]
+            if (i > 0 and nouns[token_ids[i - 1]]) or (i + 1 < len(token_ids) and nouns[token_ids[i + 1]]):
+                return False
+        return True
 
     def decoder_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids as the decoder knows them: an added token becomes its source."""
@@ -94,6 +104,7 @@ class LexicalConstraints:
         replaced = logprobs.gather(1, replaces.clamp(min=0)).masked_fill(replaces < 0, NEG_INF)  # (R, P)
         own = logprobs.gather(1, required.clamp(min=0))  # (R, C*S)
         merged = torch.cat([own.unsqueeze(2), replaced.unsqueeze(1).expand(-1, own.size(1), -1)], dim=2).logsumexp(2)
+        merged = torch.where(self.plural[required.clamp(min=0)], own, merged)
         merged = merged.masked_fill(self.nouns[previous].unsqueeze(1), NEG_INF)  # never right after a noun
         used = required >= 0
         rows = torch.nonzero(used)[:, 0]

@@ -25,9 +25,10 @@ class DecodingOptions:
     the classifier recognises with at least ``object_threshold`` probability must be in
     the caption, and words for things it gives less than ``absent_threshold`` are not
     said. ``open_vocabulary`` lets it name classes outside the caption vocabulary.
-    A required word is left out when the best caption with it scores more than
-    ``object_margin * p`` (mean log-probability per word; ``p`` the word's probability)
-    below the best caption without it: the decoder finds no sentence the word fits.
+    A required word is left out when the best caption with it scores (mean
+    log-probability per word) lower than the best caption without it by more than
+    ``object_margin`` times the word's confidence, which grows from 0 at
+    ``object_threshold`` to 1 at certainty: the decoder finds no sentence it fits.
     """
 
     method: Method = "beam"
@@ -47,7 +48,7 @@ class DecodingOptions:
     max_objects: int = 1
     absent_threshold: float = 0.05
     open_vocabulary: bool = True
-    object_margin: float = 0.25
+    object_margin: float = 0.4
 
     def __post_init__(self) -> None:
         problems = []

@@ -101,8 +101,12 @@ def decoding_options(method: str, beam_size: float, max_length: float, length_pe
 
 
 def object_tags(result: CaptionResult) -> dict[str, float]:
-    """The recognised objects as ``{"Egyptian cat (cat)": 0.82, ...}`` for a ``gr.Label``."""
-    return {f"{o.label} ({o.word})" if o.word else o.label: o.probability for o in result.objects}
+    """The recognised objects as ``{"Egyptian cat (cat)": 0.82, "espresso": 0.9, ...}`` for a
+    ``gr.Label``: the class, and in brackets the caption's word for it where that differs."""
+    return {
+        f"{o.label} ({o.word})" if o.word and o.word != o.label.lower() else o.label: o.probability
+        for o in result.objects
+    }
 
 
 def upload_path(upload: Any) -> tuple[str, str]:
@@ -223,8 +227,8 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                         gr.Examples([[path] for path in examples], inputs=[image], label="Example photos")
                 with gr.Column():
                     caption = gr.Textbox(label="Caption", elem_id="caption", interactive=False)
-                    objects = gr.Label(label="Recognised objects (ImageNet classes, with the caption word)",
-                                       num_top_classes=5, elem_id="objects")
+                    objects = gr.Label(label="Recognised objects", num_top_classes=5, show_heading=False,
+                                       elem_id="objects")
                     nbest = gr.Dataframe(headers=["rank", "caption", "score", "logprob"], label="n-best",
                                          interactive=False)
                     details = gr.JSON(label="Result and post-processors", elem_id="details")
