@@ -233,10 +233,10 @@ class Captioner:
                 for index, error in batch.errors.items():
                     results[index].error = error
                 if batch.pixels is not None:
-                    for index, (candidates, objects, required) in zip(batch.loaded, self._run_model(batch.pixels, options)):
-                        results[index].candidates = candidates
-                        results[index].objects = objects
-                        results[index].required_words = required
+                    described = self._run_model(batch.pixels, options)
+                    for index, (candidates, objects, required) in zip(batch.loaded, described):
+                        result = results[index]
+                        result.candidates, result.objects, result.required_words = candidates, objects, required
                 chain(results)
                 yield from results
 
@@ -325,7 +325,7 @@ class Captioner:
         tokens = object_words.tokens if constraints is not None else self.vocab.tokens
         described = []
         for b, per_image in enumerate(hypotheses):
-            slots = [] if constraints is None else [[tokens[t] for t in slot if t >= 0] for slot in constraints.required[b].tolist()]
+            slots = [[tokens[t] for t in slot if t >= 0] for slot in constraints.required[b].tolist()] if constraints else []
             required = [slot[0] for slot in slots if slot]
             row = []
             for h in per_image:

@@ -29,7 +29,8 @@ def error_line(message: str) -> None:
     click.echo(f"captioner: error: {message}", err=True)
 
 
-GUIDANCE_FIELDS = ("guide", "object_threshold", "max_objects", "absent_threshold", "object_margin", "open_vocabulary")
+GUIDANCE_FIELDS = ("guide", "object_threshold", "new_word_threshold", "max_objects", "absent_threshold", "object_margin",
+                   "open_vocabulary")
 
 
 def guidance_options(command):
@@ -39,6 +40,8 @@ def guidance_options(command):
                      help="Name what the encoder's classifier recognises (default: on, for encoders with one)."),
         click.option("--object-threshold", type=click.FloatRange(0, 1), default=None,
                      help="Require an object's word when its classes have this much probability (default 0.3)."),
+        click.option("--new-word-threshold", type=click.FloatRange(0, 1), default=None,
+                     help="The same for words added to the caption vocabulary (default 0.5)."),
         click.option("--max-objects", type=click.IntRange(0, 3), default=None, help="Most words to require (default 1)."),
         click.option("--absent-threshold", type=click.FloatRange(0, 1), default=None,
                      help="Do not say words for things with less probability than this (default 0.05)."),

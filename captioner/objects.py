@@ -5,14 +5,15 @@
 * every class gets the most specific word that names it and that the decoder can
   say (in its vocabulary, and not so generic that it names most of the label set:
   "cat" for an Egyptian cat, "dog" for a golden retriever); a class with no such
-  word gets its own label as an *added* token ("koala") that borrows the weights of
-  its nearest in-vocabulary hypernym (Anderson et al. 2017);
+  word gets one of its own as an *added* token ("koala", "crab" for a king crab) that
+  borrows the weights of its nearest in-vocabulary hypernym (Anderson et al. 2017);
 * every vocabulary word that names a concept the classifier covers well ("dog",
   "dogs", "puppy" for the 118 dog classes) can be ruled out for an image.
 
 Per batch, :meth:`ObjectWords.constraints` turns class probabilities into lexical
 constraints for beam search: the most probable word is required when the classes
-it names together pass ``object_threshold`` (any word naming those classes meets
+it names together pass ``object_threshold`` (``new_word_threshold`` for an added
+word, which the decoder never learned; any word naming those classes meets
 it: "dog" or "dogs" for a retriever); words for concepts below ``absent_threshold``
 are banned, and the required word takes over their probability, so it goes where
 the decoder would have named the wrong thing. Where no sentence the decoder likes
@@ -38,8 +39,10 @@ from .vocab import Vocabulary
 # covering at most MAX_WORD_CLASSES classes.
 MIN_WORD_DEPTH = 8
 MAX_WORD_CLASSES = 150
-REPLACE_MIN_CLASSES = 10
-RULE_OUT_MIN_CLASSES = 20  # words are banned for a concept ruled out that covers at least this many classes
+# Words for a concept the classifier rules out are banned when it covers at least this
+# many classes ("dog": 118); those of every ruled-out concept in the lexicon (10 classes
+# or more) can be replaced by the required word.
+BAN_MIN_CLASSES = 20
 MAX_ALTERNATIVES = 8  # most tokens that can meet one required slot
 SHOWN_OBJECTS = 5  # recognised classes reported per image (those at or above SHOWN_PROBABILITY)
 SHOWN_PROBABILITY = 0.05
@@ -70,8 +73,7 @@ class ObjectWords:
     sources: torch.Tensor  # (A,) the decoder token each added token borrows from
     concept_classes: torch.Tensor  # (K, C) 1.0 where a concept covers a class
     concept_tokens: torch.Tensor  # (K, V+A) True where a token names the concept
-    bannable: torch.Tensor  # (K,) True for concepts the classifier covers well enough to rule out
-    replaceable: torch.Tensor  # (K,) True for concepts whose words a required word may replace
+    bannable: torch.Tensor  # (K,) True for concepts the classifier covers well enough to ban their words
     singular: torch.Tensor  # (V+A,) True for tokens naming a concept in the singular
     nouns: torch.Tensor  # (V+A,) True for nouns (added tokens included)
     plural: torch.Tensor  # (V+A,) True for plurals of the words that name classes ("cats")
@@ -84,6 +86,7 @@ class ObjectWords:
     def match(cls, label_set: LabelSet, vocab: Vocabulary, open_vocabulary: bool = True) -> "ObjectWords":
         covered = label_set.classes_under()
         tokens = list(vocab.tokens)
+        index = {token: i for i, token in enumerate(tokens)}
         sources: list[int] = []
         class_words: list[str | None] = []
         names: dict[int, set[str]] = {}  # class token -> the specific words that name its classes
@@ -95,14 +98,15 @@ class ObjectWords:
             word = next((w.word for w in specific if w.word in vocab), None)
             if word is None and open_vocabulary:
                 word = _new_word(label, head, specific)
-                if word not in vocab and word not in tokens:
+                if word not in index:
                     sayable = next((w.word for w in words if w.word in vocab), None)
+                    index[word] = len(tokens)
                     tokens.append(word)
                     sources.append(vocab.id(sayable) if sayable else vocab.unk_id)
             class_words.append(word)
             if word is not None:
-                names.setdefault(tokens.index(word), {word}).update(w.word for w in specific)
-        class_tokens = [-1 if word is None else tokens.index(word) for word in class_words]
+                names.setdefault(index[word], {word}).update(w.word for w in specific)
+        class_tokens = [-1 if word is None else index[word] for word in class_words]
         nouns = torch.tensor([label_set.is_noun(token) for token in tokens], dtype=torch.bool)
         nouns[len(vocab) :] = True
         named = set().union(*names.values())
@@ -146,10 +150,12 @@ class ObjectWords:
         probabilities = probabilities.float()
         top = self.word_probabilities(probabilities).topk(options.max_objects, dim=1)
         alternatives = self.alternatives.to(device)[top.indices]  # (B, C, S)
-        required = alternatives.masked_fill((top.values < options.object_threshold).unsqueeze(2), -1)
+        added = top.indices >= self.vocab_size  # a word the decoder never learned needs more confidence
+        threshold = torch.where(added, max(options.new_word_threshold, options.object_threshold), options.object_threshold)
+        required = alternatives.masked_fill((top.values < threshold).unsqueeze(2), -1)
         absent = probabilities @ self.concept_classes.to(device).T < options.absent_threshold  # (B, K)
         concept_tokens = self.concept_tokens.to(device).float()
-        replaced = (((absent & self.replaceable.to(device)).float() @ concept_tokens) > 0) & self.singular.to(device)
+        replaced = ((absent.float() @ concept_tokens) > 0) & self.singular.to(device)  # (B, V+A)
         banned = ((absent & self.bannable.to(device)).float() @ concept_tokens) > 0  # (B, V+A)
         banned[:, self.vocab_size :] = True  # added tokens only where required
         flat = required.flatten(1)
@@ -199,9 +205,9 @@ def _concepts(label_set: LabelSet, vocab: Vocabulary, n_tokens: int, covered: di
     for k, (synset, token_ids) in enumerate(concepts.items()):
         concept_classes[k, covered[synset]] = 1.0
         concept_tokens[k, token_ids] = True
-    sizes = torch.tensor([len(covered[synset]) for synset in concepts])
+    bannable = torch.tensor([len(covered[synset]) >= BAN_MIN_CLASSES for synset in concepts], dtype=torch.bool)
     return {"concept_classes": concept_classes, "concept_tokens": concept_tokens, "singular": singular,
-            "bannable": sizes >= RULE_OUT_MIN_CLASSES, "replaceable": sizes >= REPLACE_MIN_CLASSES}
+            "bannable": bannable}
 
 
 def _new_word(label: str, head: str | None, specific_words: list[ClassWord]) -> str:

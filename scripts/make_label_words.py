@@ -3,18 +3,19 @@
 usage: python scripts/make_label_words.py [--wordnet /usr/share/wordnet] [--output PATH]
 
 Reads WordNet 3.0 (Debian's ``wordnet-base``: ``data.noun``, ``index.noun``,
-``noun.exc``, ``cntlist.rev``) and the 1,000 ImageNet-1k class ids that timm ships (each is a WordNet
-noun offset, and sorting them gives the class index order). For every class it
-writes its label (first lemma), the head of a compound label that names a hypernym, the words that name it nearest first (its own lemmas
-and its hypernyms', each with its distance, synset and depth below "entity", but only lemmas for which that synset is one of their two most
-frequent noun senses, so "wind" is never offered for a wind instrument), and all its
-ancestors. The lexicon maps single words to the concept
-their most frequent noun sense falls under ("puppy" to dog), so a caption model's
-vocabulary can be matched against what the classifier recognises; the noun list
-holds the words for classes and their hypernyms that are mostly used as nouns
-(SemCor counts in ``cntlist.rev``), so guidance can keep an object out of a compound
-("a spider fence"). Nothing is
-edited by hand: rerun this script to regenerate the file.
+``noun.exc``, ``cntlist.rev``) and the 1,000 ImageNet-1k class ids that timm ships
+(each is a WordNet noun offset, and sorting them gives the class index order).
+
+For every class it writes its label (first lemma), the head of a compound label
+that names a hypernym, the words that name it nearest first (its own lemmas and its
+hypernyms', each with its distance, synset and depth below "entity", but only lemmas
+for which that synset is one of their two most frequent noun senses, so "wind" is
+never offered for a wind instrument) and all its ancestors. The lexicon maps single
+nouns to the concept their most frequent sense falls under ("puppy" to dog), so a
+caption model's vocabulary can be matched against what the classifier recognises.
+The noun list holds the words for concrete things used mostly as nouns (SemCor
+counts in ``cntlist.rev``), so guidance can keep an object out of a compound ("a
+spider fence"). Nothing is edited by hand: rerun this script to regenerate the file.
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ def build(wordnet: Path) -> dict:
 
     # Nouns: words for concrete things used as nouns at least twice as often as otherwise
     # ("fence", "people"; not "orange", "light" or "ride"): those that name a class or a
-    # hypernym ("tench" is too rare to be counted), those seen as nouns in SemCor, those that are only nouns in WordNet ("playground"), and their irregular
-    # plurals ("children").
+    # hypernym ("tench" is too rare to be counted), those seen as nouns in SemCor, those
+    # that are only nouns in WordNet ("playground"), and their irregular plurals ("children").
     pos_counts = read_pos_counts(wordnet)
 
     def mostly_noun(word: str, min_count: int) -> bool:

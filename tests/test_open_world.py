@@ -232,6 +232,8 @@ def test_object_words_require_the_recognised_object_and_ban_the_absent_ones():
     assert words.tokens[-1] == "koala" and vocab.tokens[int(words.sources[0])] == "animal"
     probabilities = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
     constraints = words.constraints(probabilities, DecodingOptions(object_threshold=0.6))
+    cautious = words.constraints(probabilities, DecodingOptions(object_threshold=0.6, new_word_threshold=0.95))
+    assert (cautious.required[0] < 0).all()  # "koala" was added: 0.9 is not sure enough for it
     koala, cat, cats = len(vocab), vocab.id("cat"), vocab.id("cats")
     assert constraints.required[0, 0].tolist()[:1] == [koala]
     assert set(constraints.required[1, 0].tolist()) - {-1} == {cat, cats}
@@ -306,6 +308,10 @@ def test_guidance_options_are_checked():
         DecodingOptions(object_threshold=1.5)
     with pytest.raises(ValueError, match="max_objects"):
         DecodingOptions(max_objects=-1)
+    with pytest.raises(ValueError, match="new_word_threshold"):
+        DecodingOptions(new_word_threshold=2)
+    with pytest.raises(ValueError, match="object_margin"):
+        DecodingOptions(object_margin=-0.1)
 
 
 # -- the open-world score --------------------------------------------------------------

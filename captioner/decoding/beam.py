@@ -1,9 +1,9 @@
 """Beam search batched over images x beams.
 
 All ``B * k`` beams advance together: one decoder step on ``(B*k)`` rows, one
-``topk`` over ``(B, k*V)`` candidates per step (with lexical constraints, per group
-of beams that met the same constraints: see :func:`beam_search`). At step 1 only beam 0 of each image is
-alive, so the k beams start distinct. Each image keeps a pool of its k best finished
+``topk`` over ``(B, k*V)`` candidates per step (with lexical constraints, per group of
+beams that met the same constraints: see :func:`beam_search`). At step 1 only beam 0
+of each image is alive, so the k beams start distinct. Each image keeps a pool of its k best finished
 hypotheses; it stops counting once the pool is full and no live beam can still beat
 the pool's worst, and the loop exits when every image has stopped.
 """
@@ -62,7 +62,8 @@ def beam_search(
     group_image = torch.arange(batch, device=device).repeat_interleave(groups)  # (G,)
     group_state = torch.arange(groups, device=device).repeat(batch)  # (G,)
     row_image = group_image.repeat_interleave(k)  # (G*k,)
-    required = constraints.required if constraints is not None else torch.empty(batch, 0, 1, dtype=torch.long, device=device)
+    no_slots = torch.empty(batch, 0, 1, dtype=torch.long, device=device)
+    required = constraints.required if constraints is not None else no_slots  # (B, C, S)
 
     state = decoder.reorder_state(decoder.init_state(features), row_image)
     tokens = torch.full((n_groups * k,), start_id, dtype=torch.long, device=device)

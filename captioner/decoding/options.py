@@ -22,9 +22,10 @@ class DecodingOptions:
 
     Open-world guidance (beam search, encoders with a classifier; see
     :mod:`captioner.objects`): with ``guide`` on, up to ``max_objects`` words for what
-    the classifier recognises with at least ``object_threshold`` probability must be in
-    the caption, and words for things it gives less than ``absent_threshold`` are not
-    said. ``open_vocabulary`` lets it name classes outside the caption vocabulary.
+    the classifier recognises with at least ``object_threshold`` probability
+    (``new_word_threshold`` for words added to the vocabulary) must be in the caption,
+    and words for things it gives less than ``absent_threshold`` are not said.
+    ``open_vocabulary`` lets it name classes outside the caption vocabulary.
     A required word is left out when the best caption with it scores (mean
     log-probability per word) lower than the best caption without it by more than
     ``object_margin`` times the word's confidence, which grows from 0 at
@@ -45,6 +46,7 @@ class DecodingOptions:
     seed: int | None = None
     guide: bool = True
     object_threshold: float = 0.3
+    new_word_threshold: float = 0.5
     max_objects: int = 1
     absent_threshold: float = 0.05
     open_vocabulary: bool = True
@@ -72,6 +74,8 @@ class DecodingOptions:
             problems.append(f"temperature must be > 0, not {self.temperature}")
         if not 0 <= self.object_threshold <= 1:
             problems.append(f"object_threshold must be in [0, 1], not {self.object_threshold}")
+        if not 0 <= self.new_word_threshold <= 1:
+            problems.append(f"new_word_threshold must be in [0, 1], not {self.new_word_threshold}")
         if not 0 <= self.max_objects <= 3:
             problems.append(f"max_objects must be 0 to 3, not {self.max_objects}")
         if self.object_margin < 0:
