@@ -71,9 +71,9 @@ class LexicalConstraints:
         nouns = self.nouns.tolist()
         for slot in self.required[image].tolist():
             tokens = {t for t in slot if t >= 0}
-            places = [i for i, t in enumerate(token_ids) if t in tokens]
             if not tokens:
                 continue
+            places = [i for i, t in enumerate(token_ids) if t in tokens]
             if len(places) != 1:
                 return False
             i = places[0]
