@@ -44,7 +44,7 @@ class CaptionResult:
     language: str = "en"
     rewritten: str | None = None
     objects: list[RecognizedObject] = field(default_factory=list)  # what the encoder's classifier sees
-    required_words: list[str] = field(default_factory=list)  # words open-world guidance put in the caption
+    required_words: list[str] = field(default_factory=list)  # what open-world guidance asked the caption to say
 
     @property
     def ok(self) -> bool:
