@@ -14,6 +14,7 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .hookspecs import hookimpl
+from .objects import RecognizedObject
 from .plugins import get_plugins, load_plugins
 from .postprocessing import (
     PostProcessingChain,
@@ -57,6 +58,7 @@ __all__ = [
     "PostProcessingChain",
     "PostProcessor",
     "PostProcessorInfo",
+    "RecognizedObject",
     "UnknownNameError",
     "Vocabulary",
     "WeightsUnavailableError",
