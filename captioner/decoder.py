@@ -1,15 +1,16 @@
-"""The decoder interface shared by every recurrent caption decoder.
+"""The decoder interface shared by every recurrent decoder the beam search drives.
 
-A decoder writes a caption one token at a time:
+A decoder writes its output one token at a time:
 
-* ``init_state(features)`` builds the recurrent state from the encoder output;
+* ``init_state(source)`` builds the recurrent state from the encoder output (an
+  image's :class:`EncoderOutput` for captions, a sentence's states for translation);
 * ``step(tokens, state)`` takes the previous token of each row and returns
   next-token logits, the new state and (for attention decoders) the attention weights;
 * ``reorder_state(state, index)`` selects/duplicates rows, which is how beam search
   expands images into beams and follows the surviving beams;
 * ``reorder_beams(state, index)`` is the same for an ``index`` that keeps every row
-  within its own image: keys named in ``image_state`` (tensors that depend only on
-  the image, such as attention memory) are then left as they are, not copied.
+  within its own source: keys named in ``image_state`` (tensors that depend only on
+  the source, such as attention memory) are then left as they are, not copied.
 
 State is a ``dict`` of tensors whose first dimension is the row, so the default
 ``reorder_state`` works for every decoder that keeps to that rule.
@@ -36,11 +37,29 @@ class DecoderStep(NamedTuple):
     attention: torch.Tensor | None = None
 
 
-class Decoder(nn.Module):
-    """Base class of decoders. Subclasses set ``config`` (a dataclass) and ``needs_grid``."""
+class StepDecoder(nn.Module):
+    """What the searches in :mod:`captioner.decoding` drive: one token per row per step."""
+
+    image_state: tuple[str, ...] = ()  # state keys that are the same for every beam of a source
+
+    def init_state(self, source: Any) -> State:
+        raise NotImplementedError
+
+    def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
+        raise NotImplementedError
+
+    def reorder_state(self, state: State, index: torch.Tensor) -> State:
+        return {key: value.index_select(0, index) for key, value in state.items()}
+
+    def reorder_beams(self, state: State, index: torch.Tensor) -> State:
+        """``reorder_state`` for an index that maps each row to a row of the same source."""
+        return {key: value if key in self.image_state else value.index_select(0, index) for key, value in state.items()}
+
+
+class Decoder(StepDecoder):
+    """Base class of caption decoders. Subclasses set ``config`` (a dataclass) and ``needs_grid``."""
 
     needs_grid: bool = False
-    image_state: tuple[str, ...] = ()  # state keys that are the same for every beam of an image
     config: Any
 
     def __init__(self, vocab_size: int, feature_dim: int) -> None:
@@ -55,16 +74,6 @@ class Decoder(nn.Module):
 
     def init_state(self, features: EncoderOutput) -> State:
         raise NotImplementedError
-
-    def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
-        raise NotImplementedError
-
-    def reorder_state(self, state: State, index: torch.Tensor) -> State:
-        return {key: value.index_select(0, index) for key, value in state.items()}
-
-    def reorder_beams(self, state: State, index: torch.Tensor) -> State:
-        """``reorder_state`` for an index that maps each row to a row of the same image."""
-        return {key: value if key in self.image_state else value.index_select(0, index) for key, value in state.items()}
 
     def forward(self, features: EncoderOutput, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: ``tokens (B, T)`` starting with ``<start>`` -> logits ``(B, T, V)``."""

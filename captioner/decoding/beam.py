@@ -10,12 +10,11 @@ the pool's worst, and the loop exits when every image has stopped.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
-from ..decoder import Decoder
-from ..encoder import EncoderOutput
+from ..decoder import StepDecoder
 from .constraints import NEG_INF, constrain
 from .lexical import LexicalConstraints
 from .options import DecodingOptions, Hypothesis, score_dtype
@@ -30,8 +29,8 @@ def _length_bound(step: int, max_length: int, length_penalty: float) -> float:
 
 @torch.inference_mode()
 def beam_search(
-    decoder: Decoder,
-    features: EncoderOutput,
+    decoder: StepDecoder,
+    source: Any,
     options: DecodingOptions,
     *,
     start_id: int,
@@ -39,7 +38,11 @@ def beam_search(
     banned_ids: Sequence[int] = (),
     constraints: LexicalConstraints | None = None,
 ) -> list[list[Hypothesis]]:
-    """Return, per image, up to ``n_best`` hypotheses sorted best first.
+    """Return, per source, up to ``n_best`` hypotheses sorted best first.
+
+    ``source`` is what ``decoder.init_state`` takes: an image's :class:`EncoderOutput`
+    for a caption decoder, a sentence's encoder states for the translator; "image"
+    below means one row of it.
 
     With ``constraints`` this is constrained beam search: every image keeps k beams
     for each set of slots met so far (``2**C`` groups for ``C`` slots, a finite-state
@@ -49,12 +52,14 @@ def beam_search(
     (``constraints.margins``) of the best caption of any group.
     Without constraints there is one group and this is plain beam search.
     """
-    batch = features.pooled.size(0)
+    start_state = decoder.init_state(source)
+    first = next(iter(start_state.values()))
+    batch = first.size(0)
     k = options.beam_size
     max_length = options.max_length
     lp = options.length_penalty
-    device = features.pooled.device
-    dtype = score_dtype(features)
+    device = first.device
+    dtype = score_dtype(*start_state.values())
     slots = constraints.slots if constraints is not None else 0
     groups = 1 << slots  # per image: which required tokens are in
     accept = groups - 1
@@ -65,7 +70,7 @@ def beam_search(
     no_slots = torch.empty(batch, 0, 1, dtype=torch.long, device=device)
     required = constraints.required if constraints is not None else no_slots  # (B, C, S)
 
-    state = decoder.reorder_state(decoder.init_state(features), row_image)
+    state = decoder.reorder_state(start_state, row_image)
     tokens = torch.full((n_groups * k,), start_id, dtype=torch.long, device=device)
     sequences = torch.empty(n_groups * k, 0, dtype=torch.long, device=device)
     beam_scores = torch.full((n_groups, k), NEG_INF, dtype=dtype, device=device)

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 import torch
 
-from ..encoder import EncoderOutput
 
 Method = Literal["beam", "greedy", "sample"]
 
@@ -105,6 +104,6 @@ class Hypothesis:
     attention: torch.Tensor | None = field(default=None, repr=False)
 
 
-def score_dtype(features: EncoderOutput) -> torch.dtype:
-    """Scores are accumulated in float32, or float64 when the features are float64."""
-    return torch.float64 if features.pooled.dtype == torch.float64 else torch.float32
+def score_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """Scores are accumulated in float32, or float64 when the inputs (features, states) are float64."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32

@@ -38,7 +38,7 @@ def sample(
     """One hypothesis per image: argmax tokens (``method="greedy"``) or sampled ones."""
     batch = features.pooled.size(0)
     device = features.pooled.device
-    dtype = score_dtype(features)
+    dtype = score_dtype(features.pooled)
     greedy = options.method == "greedy"
     generator = None
     if not greedy and options.seed is not None:
