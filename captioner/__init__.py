@@ -1,7 +1,7 @@
 """captioner: image captioning with CNN encoders, recurrent decoders and pluggy plugins."""
 
 from .captioner import Captioner, CaptionModel
-from .decoder import Decoder, DecoderStep
+from .decoder import Decoder, DecoderStep, StepDecoder
 from .decoding import DecodingOptions, Hypothesis
 from .encoder import Encoder, EncoderConfig, EncoderOutput, FeatureMapEncoder
 from .errors import (
@@ -20,6 +20,7 @@ from .postprocessing import (
     PostProcessingChain,
     PostProcessor,
     PostProcessorInfo,
+    Rewrite,
     create_postprocessor,
     describe_postprocessors,
     list_postprocessor_specs,
@@ -59,6 +60,8 @@ __all__ = [
     "PostProcessor",
     "PostProcessorInfo",
     "RecognizedObject",
+    "Rewrite",
+    "StepDecoder",
     "UnknownNameError",
     "Vocabulary",
     "WeightsUnavailableError",

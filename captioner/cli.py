@@ -214,6 +214,36 @@ def bulk(inputs, output, output_format, model, workers, gpus_per_worker, batch_s
 
 
 @cli.command()
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--postprocess", "-p", "specs", multiple=True, required=True,
+              help="Post-processor to run (repeatable, in order), e.g. sentiment-rnn or translate-rnn:es.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Lines per batch.")
+def postprocess(file, specs, batch_size) -> None:
+    """Run post-processors on existing captions from FILE (standard input if none).
+
+    Lines are plain captions or the JSON lines that ``caption --format jsonl``
+    writes; the output is JSON lines in that shape (a plain caption's ``image`` is
+    FILE:LINE). A line that cannot be read, or a post-processor that fails on it,
+    gets its error in its row; the exit code is then 1.
+    """
+    from .caption_lines import read_caption_batches
+    from .postprocessing import PostProcessingChain
+
+    try:
+        chain = PostProcessingChain(specs)
+    except CaptionerError as error:
+        error_line(str(error))
+        sys.exit(1)
+    failed = False
+    for batch in read_caption_batches(file, file.name, batch_size):
+        chain(batch)
+        for result in batch:
+            failed = failed or result.error is not None or bool(result.postprocess_errors)
+            click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def postprocessors(as_json: bool) -> None:
     """List post-processors: what each does, and the specs to pass to --postprocess."""

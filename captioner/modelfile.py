@@ -60,7 +60,8 @@ def _require(data: dict, key: str, kind: type | tuple[type, ...], where: str) ->
     return value
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file, or a one-line :class:`ModelLoadError` naming it."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -104,14 +105,14 @@ def read_config(folder: Path) -> ModelConfig:
         raise ModelLoadError(f"{folder}: not a model folder (no such directory)")
     if not path.is_file():
         raise ModelLoadError(f"{folder}: not a model folder (no {CONFIG_FILE})")
-    return parse_config(_read_json(path), str(path))
+    return parse_config(read_json(path), str(path))
 
 
 def read_vocab(folder: Path, expected_size: int) -> Vocabulary:
     """Read ``folder/vocab.json`` and check it has ``expected_size`` tokens."""
     path = folder / VOCAB_FILE
     try:
-        vocab = Vocabulary.from_json(_read_json(path))
+        vocab = Vocabulary.from_json(read_json(path))
     except ValueError as error:
         raise ModelLoadError(f"{path}: {error}") from None
     if len(vocab) != expected_size:

@@ -20,9 +20,11 @@ class PostProcessor:
 
     - ``"annotate"``: each output (JSON-ready) is stored in ``result.extras[key]``;
       ``key`` defaults to the registered name.
-    - ``"rewrite"``: each output is the new caption text (a ``str``); the model's
-      caption is kept as ``result.original_text``, and ``output_language`` (if set)
-      becomes the result's language.
+    - ``"rewrite"``: each output is the new caption text (a ``str``), or a
+      :class:`Rewrite` that also carries JSON-ready details (a translation's
+      attention), stored in ``result.extras[key]``; the model's caption is kept as
+      ``result.original_text``, and ``output_language`` (if set) becomes the
+      result's language.
 
     ``languages`` lists the caption languages it can read (``None``: any); results
     in another language get an error instead of a wrong answer.
@@ -51,6 +53,14 @@ class PostProcessor:
     def process(self, results: Sequence[CaptionResult]) -> list[Any]:
         """One output per result, in order (``result.text`` is the current caption)."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A rewriting post-processor's output: the new text and, optionally, JSON-ready details."""
+
+    text: str
+    details: Any = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +154,10 @@ def run_step(spec: str, processor: PostProcessor, results: list[CaptionResult]) 
         outputs = list(processor.process(readable))
         if len(outputs) != len(readable):
             raise PostProcessError(f"returned {len(outputs)} outputs for {len(readable)} captions")
-        if processor.effect == "rewrite" and not all(isinstance(text, str) and text.strip() for text in outputs):
-            raise PostProcessError("a rewrite must return a non-empty string per caption")
+        if processor.effect == "rewrite":
+            outputs = [output if isinstance(output, Rewrite) else Rewrite(output) for output in outputs]
+            if not all(isinstance(output.text, str) and output.text.strip() for output in outputs):
+                raise PostProcessError("a rewrite must return a non-empty string per caption")
     except Exception as error:
         message = str(error) if isinstance(error, PostProcessError) else describe_exception(error)
         for result in readable:
@@ -153,6 +165,8 @@ def run_step(spec: str, processor: PostProcessor, results: list[CaptionResult]) 
         return
     for result, output in zip(readable, outputs):
         if processor.effect == "rewrite":
-            result.rewrite(output, processor.output_language)
+            result.rewrite(output.text, processor.output_language)
+            if output.details is not None:
+                result.extras[processor.key] = output.details
         else:
             result.extras[processor.key] = output

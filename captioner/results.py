@@ -16,8 +16,8 @@ class Candidate:
 
     text: str
     words: list[str]
-    score: float
-    logprob: float
+    score: float | None  # None for a caption read back from plain text (``captioner postprocess``)
+    logprob: float | None
     finished: bool
     attention: torch.Tensor | None = field(default=None, repr=False)  # (steps, regions), last step is <end>
 
@@ -68,6 +68,45 @@ class CaptionResult:
     @property
     def score(self) -> float | None:
         return self.candidates[0].score if self.candidates else None
+
+    @classmethod
+    def from_text(cls, image: str, text: str) -> "CaptionResult":
+        """A caption given as plain text (no scores), named ``image`` (e.g. ``captions.txt:3``)."""
+        return cls(image, [Candidate(text, text.split(), None, None, True)])
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CaptionResult":
+        """Read back what :meth:`to_dict` wrote; other fields (post-processor outputs) go to ``extras``.
+
+        Raises ``ValueError`` naming the first field that is missing or of the wrong type.
+        """
+        known = {"image", "caption", "score", "nbest", "original_caption", "language", "objects", "required_words",
+                 "postprocess_errors", "error"}
+        image = data.get("image")
+        if not isinstance(image, str):
+            raise ValueError("'image' must be a string")
+        if data.get("error") is not None:
+            return cls(image, error=str(data["error"]))
+        nbest = data.get("nbest")
+        if nbest is None and isinstance(data.get("caption"), str):  # a hand-written {"image", "caption"} line
+            nbest = [{"caption": data["caption"], "score": data.get("score")}]
+        if not isinstance(nbest, list) or not nbest or not all(isinstance(c, dict) for c in nbest):
+            raise ValueError("'nbest' must be a non-empty list of candidates")
+        try:
+            candidates = [
+                Candidate(str(c["caption"]), str(c["caption"]).split(), c.get("score"), c.get("logprob"),
+                          bool(c.get("finished", True)))
+                for c in nbest
+            ]
+            objects = [RecognizedObject(**o) for o in data.get("objects", [])]
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"a candidate or object is malformed ({error})") from None
+        result = cls(image, candidates, objects=objects, required_words=list(data.get("required_words", [])))
+        if "original_caption" in data:
+            result.rewrite(str(data["caption"]), str(data.get("language") or "") or None)
+        result.extras = {key: value for key, value in data.items() if key not in known}
+        result.postprocess_errors = dict(data.get("postprocess_errors") or {})
+        return result
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"image", "caption", "score", "nbest", ...extras}`` or ``{"image", "error"}``.

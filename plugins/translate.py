@@ -72,12 +72,12 @@ def missing_pair_message(source: str, target: str) -> str:
     return f"no Apertium pair from {source} to {target} is installed; install {install}; available from {source}: {available}"
 
 
-def run_apertium(mode: str, texts: list[str]) -> list[str]:
+def run_apertium(mode: str, texts: list[str], timeout_s: float = TIMEOUT_S) -> list[str]:
     """Translate ``texts`` with one Apertium process; one caption per line in and out."""
     lines = [" ".join(text.split()) for text in texts]  # a caption must stay on one line
     completed = subprocess.run(
         [apertium_binary(), "-u", mode],  # -u: no '*' marks on unknown words
-        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=TIMEOUT_S,
+        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=timeout_s,
     )
     if completed.returncode != 0:
         detail = completed.stderr.strip().splitlines()

@@ -42,7 +42,7 @@ def reference():
 
 def test_caption_endpoint_matches_the_python_api(server, reference):
     _, _, client = server
-    caption, nbest, details, overlays, objects = client.predict(handle_file(str(CAT)), api_name="/caption")
+    caption, nbest, details, overlays, objects, explain = client.predict(handle_file(str(CAT)), api_name="/caption")
     expected = reference.caption(str(CAT), beam_size=3, n_best=3)
     assert caption == expected.text
     assert [row[1] for row in nbest["data"]] == [c.text for c in expected.candidates]
@@ -58,11 +58,14 @@ def test_caption_endpoint_matches_the_python_api(server, reference):
 
 def test_decoding_controls_and_postprocessors(server, reference):
     _, _, client = server
-    caption, nbest, details, *_ = client.predict(handle_file(str(COFFEE)), method="greedy", max_length=6,
-                                                postprocess=["sentiment"], api_name="/caption")
+    caption, nbest, details, *_, explain = client.predict(handle_file(str(COFFEE)), method="greedy", max_length=6,
+                                                         postprocess=["sentiment", "sentiment-rnn"], api_name="/caption")
     expected = reference.caption(str(COFFEE), method="greedy", max_length=6)
     assert caption == expected.text and len(caption.split()) <= 6 and len(nbest["data"]) == 1
     assert details["sentiment"]["label"] in {"positive", "neutral", "negative"}
+    words = [word for word, _ in details["sentiment-rnn"]["words"]]
+    assert words == caption.split() and 'class="explain-words"' in explain  # which words carried it, drawn
+    assert "explain-grid" not in explain  # no translation asked for
 
 
 def test_a_bad_upload_is_a_one_line_error(server, tmp_path):

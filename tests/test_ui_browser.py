@@ -39,15 +39,25 @@ def page():
 def test_upload_a_photo_and_read_its_caption(page, tmp_path):
     from playwright.sync_api import expect
 
-    expected = Captioner.from_pretrained(device="cpu").caption(str(CAT)).text
+    chain = ["sentiment-rnn", "translate-rnn:es"]
+    expected = Captioner.from_pretrained(device="cpu").caption(str(CAT), postprocess=chain)
     expect(page.locator("#status")).to_contain_text("efficientnet_lite0")
     page.locator("#image input[type=file]").set_input_files(str(CAT))
     expect(page.locator("#image img").first).to_be_visible(timeout=30_000)
-    page.locator("#postprocess input").click()
-    page.get_by_role("option", name="sentiment").click()
+    for spec in chain:
+        page.locator("#postprocess input").click()
+        page.get_by_role("option", name=spec, exact=True).click()
     page.locator("#caption-button").click()
-    expect(page.locator("#caption textarea")).to_have_value(expected, timeout=60_000)
-    expect(page.locator("#details")).to_contain_text("sentiment")
+    expect(page.locator("#caption textarea")).to_have_value(expected.text, timeout=60_000)
+    expect(page.locator("#details")).to_contain_text("sentiment-rnn")
+    label = expected.extras["sentiment-rnn"]["label"]
+    expect(page.locator("#explain .explain-words")).to_contain_text(f"sentiment-rnn {label}")  # the badge
+    expect(page.locator("#explain .explain-words")).to_contain_text(expected.original_text.split()[-1])
+    grid = page.locator("#explain details.explain-grid")
+    expect(grid.locator("table")).not_to_be_visible()  # the attention grid opens on request
+    grid.locator("summary").click()
+    expect(grid.locator("table")).to_be_visible()
+    expect(grid.locator("table tr")).to_have_count(len(expected.extras["translate-rnn:es"]["target"]) + 1)
     expect(page.locator("#objects")).to_contain_text("Egyptian cat (cat)")  # what the encoder recognised
     expect(page.get_by_text("Where the model looked, word by word")).to_be_visible()
     screenshot = os.environ.get("CAPTIONER_SCREENSHOT")  # how docs/ui.jpg is made

@@ -22,6 +22,7 @@ from ..results import CaptionResult
 from .batcher import CaptionBatcher
 from .outputs import CSV_COLUMNS as TABLE_COLUMNS
 from .outputs import OutputFiles, table_row
+from .explain import explanations_html
 from .heatmap import attention_overlays
 from .model_pool import ModelPool, find_models
 
@@ -134,8 +135,9 @@ class CaptionService:
 
     def caption(self, image: dict[str, Any] | None, model: str, method: str, beam_size: float, max_length: float,
                 length_penalty: float, postprocess: list[str] | None, guide: bool = True):
-        """Caption one photo: the caption, the n-best list, post-processor results, attention maps and
-        the objects the encoder recognises.
+        """Caption one photo: the caption, the n-best list, post-processor results, attention maps, the
+        objects the encoder recognises, and post-processor outputs drawn as HTML (weighted words, a
+        translation's attention).
 
         Args:
             image: the photo (a file, or an http(s) URL for MCP clients).
@@ -162,7 +164,7 @@ class CaptionService:
             # requests with the same photo would then overwrite a file while it is being downloaded.
             paths = self.files.write({f"word{i:02d}.jpg": jpeg_bytes(picture) for i, (picture, _) in enumerate(overlays)})
             gallery = [(path, word) for path, (_, word) in zip(paths, overlays)]
-        return result.text, nbest, details, gallery, object_tags(result)
+        return result.text, nbest, details, gallery, object_tags(result), explanations_html(result.extras)
 
     def caption_batch(self, files: list[str] | None, model: str, method: str, beam_size: float, max_length: float,
                       length_penalty: float, postprocess: list[str] | None, guide: bool = True):
@@ -227,6 +229,7 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                         gr.Examples([[path] for path in examples], inputs=[image], label="Example photos")
                 with gr.Column():
                     caption = gr.Textbox(label="Caption", elem_id="caption", interactive=False)
+                    explain = gr.HTML(elem_id="explain")
                     objects = gr.Label(label="Recognised objects", num_top_classes=5, show_heading=False,
                                        elem_id="objects")
                     nbest = gr.Dataframe(headers=["rank", "caption", "score", "logprob"], label="n-best",
@@ -237,7 +240,7 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
         # Gradio 6.31's validator= does not work with batch=True). Requests run concurrently and
         # captioner.ui.batcher joins them into one forward pass. preprocess=False: the handler reads
         # the upload itself, so an unreadable file gets our one-line message.
-        run.click(user_errors(service.caption), [image, *controls], [caption, nbest, details, attention, objects],
+        run.click(user_errors(service.caption), [image, *controls], [caption, nbest, details, attention, objects, explain],
                   api_name="caption", concurrency_limit=config.max_batch_size, concurrency_id="caption",
                   preprocess=False)
 

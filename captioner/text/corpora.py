@@ -1,0 +1,81 @@
+"""Reading the text corpora the text models train on, and their fixed splits."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CaptionerError
+
+HUTTO_FILES = {
+    "tweets": "tweets_GroundTruth.txt",
+    "movie": "movieReviewSnippets_GroundTruth.txt",
+    "product": "amazonReviewSnippets_GroundTruth.txt",
+    "editorial": "nytEditorialSnippets_GroundTruth.txt",
+}
+NEUTRAL_BAND = 0.5
+"""A mean human rating (-4..4) within this distance of 0 counts as neutral."""
+
+
+class CorpusError(CaptionerError):
+    """A corpus file is missing or not in the expected format."""
+
+
+@dataclass(frozen=True)
+class RatedSentence:
+    """One Hutto and Gilbert (2014) sentence with its mean human rating (-4 to 4)."""
+
+    domain: str
+    id: str
+    rating: float
+    text: str
+
+    @property
+    def label(self) -> str:
+        return label_for_rating(self.rating)
+
+    @property
+    def split(self) -> str:
+        """``train`` (80%), ``valid`` (10%) or ``test`` (10%), fixed by a hash of domain and id."""
+        bucket = zlib.crc32(f"{self.domain}/{self.id}".encode()) % 10
+        return "test" if bucket == 0 else "valid" if bucket == 1 else "train"
+
+
+def label_for_rating(rating: float) -> str:
+    if rating >= NEUTRAL_BAND:
+        return "positive"
+    if rating <= -NEUTRAL_BAND:
+        return "negative"
+    return "neutral"
+
+
+def read_hutto(folder: Path) -> list[RatedSentence]:
+    """Every sentence of the four ``*_GroundTruth.txt`` files (``id<TAB>rating<TAB>text``)."""
+    sentences = []
+    for domain, name in HUTTO_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            raise CorpusError(f"{path}: missing (expected the Hutto and Gilbert 2014 ground-truth files)")
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split("\t", 2)
+            try:
+                sentences.append(RatedSentence(domain, parts[0].strip(), float(parts[1]), parts[2].strip()))
+            except (IndexError, ValueError):
+                raise CorpusError(f"{path}:{number}: expected id<TAB>rating<TAB>sentence") from None
+    return sentences
+
+
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """Parallel sentences from a ``source<TAB>target`` file (as ``make_translation_pairs.py`` writes)."""
+    if not path.is_file():
+        raise CorpusError(f"{path}: missing")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        source, tab, target = line.partition("\t")
+        if not tab or not source.strip() or not target.strip():
+            raise CorpusError(f"{path}:{number}: expected source<TAB>target")
+        pairs.append((source.strip(), target.strip()))
+    return pairs

@@ -1,0 +1,181 @@
+"""Training loops for the text models: seeded, CPU-friendly, best epoch kept by validation."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from .batching import pad
+from .corpora import RatedSentence
+from .metrics import macro_f1
+from .sentiment import LABELS, SentimentClassifier, SentimentConfig, SentimentRNN, collate, read_inputs
+from .tokenizer import SubwordTokenizer
+from .translation import Seq2SeqTranslator, TextTranslator, TranslatorConfig
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TextTrainingConfig:
+    """How long and how fast to train; ``batch_tokens`` bounds a batch's padded source tokens."""
+
+    epochs: int = 10
+    batch_tokens: int = 2_048
+    learning_rate: float = 2e-3
+    warmup_steps: int = 200
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    balance_classes: bool = False  # weight each class by 1 / its frequency (sentiment: for macro-F1)
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _batches(lengths: Sequence[int], batch_tokens: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar lengths (sorted within random chunks), each under ``batch_tokens``."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    chunk = 100 * max(1, batch_tokens // 16)
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batch: list[int] = []
+        for index in part:
+            if batch and (len(batch) + 1) * max(lengths[index], 1) > batch_tokens:
+                batches.append(batch)
+                batch = []
+            batch.append(index)
+        if batch:
+            batches.append(batch)
+    rng.shuffle(batches)
+    return batches
+
+
+def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then cosine decay to zero."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _epochs(
+    model: torch.nn.Module, steps_per_epoch: int, config: TextTrainingConfig
+) -> Iterator[tuple[int, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    scheduler = _schedule(optimizer, config.epochs * steps_per_epoch, config.warmup_steps)
+    for epoch in range(1, config.epochs + 1):
+        yield epoch, optimizer, scheduler
+
+
+def _update(model: torch.nn.Module, loss: torch.Tensor, optimizer, scheduler, clip_norm: float) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    scheduler.step()
+
+
+def train_sentiment(
+    train: Sequence[RatedSentence], valid: Sequence[RatedSentence], tokenizer: SubwordTokenizer,
+    model_config: SentimentConfig, config: TextTrainingConfig, log: Log = print,
+    on_best: Callable[[SentimentClassifier], None] | None = None,
+) -> SentimentClassifier:
+    """Cross-entropy on the label plus squared error on the rating / 4; the epoch with the best
+    validation macro-F1 is kept (and handed to ``on_best`` as soon as it is found)."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    device = torch.device(config.device)
+    model = SentimentRNN(model_config).to(device)
+    inputs = read_inputs(tokenizer, [s.text for s in train], model_config.lexicon_features)
+    keep = [n for n, i in enumerate(inputs) if i.ids]
+    train, inputs = [train[n] for n in keep], [inputs[n] for n in keep]
+    ids = [i.ids for i in inputs]
+    labels = torch.tensor([LABELS.index(s.label) for s in train])
+    counts = torch.bincount(labels, minlength=len(LABELS)).clamp(min=1).float()
+    class_weights = (counts.sum() / counts / len(LABELS)) if config.balance_classes else torch.ones(len(LABELS))
+    ratings = torch.tensor([s.rating / 4 for s in train])
+    steps = len(_batches([len(i) for i in ids], config.batch_tokens, random.Random(0)))
+    best_f1, best_state = -1.0, copy.deepcopy(model.state_dict())
+    for epoch, optimizer, scheduler in _epochs(model, steps, config):
+        model.train()
+        started, total = time.perf_counter(), 0.0
+        batches = _batches([len(i) for i in ids], config.batch_tokens, rng)
+        for batch in batches:
+            out = model(*collate([inputs[i] for i in batch], model_config.lexicon_features, device))
+            index = torch.tensor(batch)
+            loss = (F.cross_entropy(out.logits, labels[index].to(device), weight=class_weights.to(device))
+                    + F.mse_loss(out.score, ratings[index].to(device)))
+            _update(model, loss, optimizer, scheduler, config.clip_norm)
+            total += float(loss.detach())
+        classifier = SentimentClassifier(model, tokenizer)
+        f1 = macro_f1([s.label for s in valid], [j.label for j in classifier.judge([s.text for s in valid])], LABELS)
+        if f1 > best_f1:
+            best_f1, best_state = f1, copy.deepcopy(model.state_dict())
+            if on_best is not None:
+                on_best(classifier)
+        log(f"epoch {epoch}: loss {total / len(batches):.4f}, valid macro-F1 {f1:.4f} ({time.perf_counter() - started:.0f} s)")
+    model.load_state_dict(best_state)
+    return SentimentClassifier(model.cpu(), tokenizer)
+
+
+def train_translator(
+    train: Sequence[tuple[str, str]], valid: Sequence[tuple[str, str]], tokenizer: SubwordTokenizer,
+    model_config: TranslatorConfig, config: TextTrainingConfig, log: Log = print,
+    on_best: Callable[[TextTranslator], None] | None = None,
+) -> TextTranslator:
+    """Teacher-forced cross-entropy with label smoothing; the epoch with the lowest validation loss is
+    kept (and handed to ``on_best`` as soon as it is found)."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    device = torch.device(config.device)
+    model = Seq2SeqTranslator(model_config).to(device)
+
+    def encode(pairs: Sequence[tuple[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
+        sources = [e.ids for e in tokenizer.encode([s for s, _ in pairs])]
+        targets = [e.ids for e in tokenizer.encode([t for _, t in pairs])]
+        return sources, targets
+
+    def loss_of(sources: list[list[int]], targets: list[list[int]], batch: list[int], smoothing: float) -> torch.Tensor:
+        source, lengths = pad([sources[i] for i in batch])
+        target_in, _ = pad([[tokenizer.start_id] + targets[i] for i in batch])
+        target_out, _ = pad([targets[i] + [tokenizer.end_id] for i in batch])
+        logits = model(source.to(device), lengths, target_in.to(device))  # (B, T, V)
+        return F.cross_entropy(
+            logits.flatten(0, 1), target_out.to(device).flatten(), ignore_index=tokenizer.pad_id, label_smoothing=smoothing
+        )
+
+    sources, targets = encode(train)
+    valid_sources, valid_targets = encode(valid)
+    lengths = [max(len(s), len(t) + 1) for s, t in zip(sources, targets)]
+    valid_batches = _batches([max(len(s), len(t) + 1) for s, t in zip(valid_sources, valid_targets)],
+                             config.batch_tokens, random.Random(0))
+    steps = len(_batches(lengths, config.batch_tokens, random.Random(0)))
+    best_loss, best_state = math.inf, copy.deepcopy(model.state_dict())
+    for epoch, optimizer, scheduler in _epochs(model, steps, config):
+        model.train()
+        started, total = time.perf_counter(), 0.0
+        batches = _batches(lengths, config.batch_tokens, rng)
+        for batch in batches:
+            loss = loss_of(sources, targets, batch, config.label_smoothing)
+            _update(model, loss, optimizer, scheduler, config.clip_norm)
+            total += float(loss.detach())
+        model.eval()
+        with torch.inference_mode():
+            valid_loss = sum(float(loss_of(valid_sources, valid_targets, b, 0.0)) * len(b) for b in valid_batches)
+        valid_loss /= max(len(valid), 1)
+        if valid_loss < best_loss:
+            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
+            if on_best is not None:
+                on_best(TextTranslator(model, tokenizer))
+        log(f"epoch {epoch}: loss {total / len(batches):.4f}, valid loss {valid_loss:.4f} "
+            f"({time.perf_counter() - started:.0f} s)")
+    model.load_state_dict(best_state)
+    return TextTranslator(model.cpu().eval(), tokenizer)
