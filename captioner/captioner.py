@@ -14,7 +14,7 @@ from torch import nn
 from .decoder import Decoder
 from .decoding import DecodingOptions, decode
 from .device import pick_device
-from .encoder import Encoder, EncoderConfig, EncoderOutput
+from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError
 from .images import ImageInput
 from .loading import BatchLoader
@@ -262,6 +262,7 @@ class Captioner:
         """Encode and decode a batch; an exception inside either names its plugin."""
         try:
             features = self.encode(pixels)
+            check_features(features, self.encoder_config, pixels.size(0))
         except Exception as error:
             raise self._plugin_failure("encoder", encoders, self.encoder, error) from error
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,24 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[Path]:
 
 def error_line(message: str) -> None:
     click.echo(f"captioner: error: {message}", err=True)
+
+
+def checked_specs(context: click.Context, parameter: click.Parameter, specs: tuple[str, ...]) -> tuple[str, ...]:
+    """Post-processor specs, built once to check them: an unknown name or a bad option is a usage error."""
+    from .postprocessing import PostProcessingChain
+
+    try:
+        PostProcessingChain(specs)  # the same check the API and the web endpoints make
+    except CaptionerError as error:
+        raise click.BadParameter(str(error), context, parameter) from None
+    return specs
+
+
+def report_postprocess_errors(result) -> bool:
+    """One stderr line per post-processor that failed on ``result``; True if any did."""
+    for spec, message in result.postprocess_errors.items():
+        error_line(f"{result.image}: post-processor {spec}: {message}")
+    return bool(result.postprocess_errors)
 
 
 GUIDANCE_FIELDS = ("guide", "object_threshold", "new_word_threshold", "max_objects", "absent_threshold", "object_margin",
@@ -63,8 +82,12 @@ def guidance_settings(flags: dict) -> dict:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="captioner")
-def cli() -> None:
+@click.option("--plugins-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Also load each *.py file in this folder as a plugin (sets CAPTIONER_PLUGINS_DIR).")
+def cli(plugins_dir: str | None) -> None:
     """Caption images with CNN encoders and recurrent decoders."""
+    if plugins_dir:
+        os.environ["CAPTIONER_PLUGINS_DIR"] = plugins_dir  # plugins load lazily, on first use
 
 
 @cli.command()
@@ -78,7 +101,8 @@ def cli() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Image decoding threads (default: CPUs, at most 8).")
 @click.option("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available).")
-@click.option("--postprocess", "-p", multiple=True, help="Post-processor to run, e.g. sentiment or translate:es.")
+@click.option("--postprocess", "-p", multiple=True, callback=checked_specs,
+              help="Post-processor to run, e.g. sentiment-rnn or translate-rnn:es (repeatable, in order).")
 @click.option("--format", "output_format", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Append JSON lines here as batches finish (with a progress bar) instead of printing.")
@@ -89,9 +113,10 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
     """Caption image files and folders (searched recursively for images).
 
     Text output is one ``PATH<TAB>CAPTION`` line per image; jsonl output is one JSON
-    object per image. Results stream out batch by batch. Unreadable images are
-    reported on stderr and the rest are still captioned; the exit code is 1 if any
-    image failed.
+    object per image. Results stream out batch by batch. Unreadable images and
+    post-processor failures are reported on stderr, one line each, and the rest go
+    on; the exit code is 1 if any image or post-processor failed, 2 for usage errors
+    (such as an unknown post-processor).
     """
     from .captioner import Captioner
     from .streaming import JsonlSink
@@ -117,6 +142,8 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
                 if result.error is not None:
                     failed += 1
                     error_line(result.error)
+                elif report_postprocess_errors(result):
+                    failed += 1
                 if sink is not None:
                     sink.write(result)
                     bar.update(1)
@@ -154,6 +181,8 @@ def plugins(as_json: bool) -> None:
             click.echo(f"  {kind}: {', '.join(names)}")
         if info.error:
             click.echo(f"  error: {info.error}")
+        for warning in info.warnings:
+            click.echo(f"  warning: {warning}")
 
 
 @cli.command()
@@ -194,7 +223,7 @@ def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> No
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None)
-@click.option("--postprocess", "-p", multiple=True)
+@click.option("--postprocess", "-p", multiple=True, callback=checked_specs)
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 def bulk(inputs, output, output_format, model, workers, gpus_per_worker, batch_size, beam_size, postprocess,
          address) -> None:
@@ -215,7 +244,7 @@ def bulk(inputs, output, output_format, model, workers, gpus_per_worker, batch_s
 
 @cli.command()
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--postprocess", "-p", "specs", multiple=True, required=True,
+@click.option("--postprocess", "-p", "specs", multiple=True, required=True, callback=checked_specs,
               help="Post-processor to run (repeatable, in order), e.g. sentiment-rnn or translate-rnn:es.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Lines per batch.")
 def postprocess(file, specs, batch_size) -> None:
@@ -224,21 +253,19 @@ def postprocess(file, specs, batch_size) -> None:
     Lines are plain captions or the JSON lines that ``caption --format jsonl``
     writes; the output is JSON lines in that shape (a plain caption's ``image`` is
     FILE:LINE). A line that cannot be read, or a post-processor that fails on it,
-    gets its error in its row; the exit code is then 1.
+    gets its error in its row and a line on stderr; the exit code is then 1.
     """
     from .caption_lines import read_caption_batches
     from .postprocessing import PostProcessingChain
 
-    try:
-        chain = PostProcessingChain(specs)
-    except CaptionerError as error:
-        error_line(str(error))
-        sys.exit(1)
+    chain = PostProcessingChain(specs)
     failed = False
     for batch in read_caption_batches(file, file.name, batch_size):
         chain(batch)
         for result in batch:
-            failed = failed or result.error is not None or bool(result.postprocess_errors)
+            if result.error is not None:
+                error_line(result.error)
+            failed = report_postprocess_errors(result) or result.error is not None or failed
             click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     sys.exit(1 if failed else 0)
 

@@ -57,6 +57,24 @@ class EncoderOutput(NamedTuple):
         return EncoderOutput(*(None if value is None else value.float() for value in self))
 
 
+def check_features(features: Any, config: EncoderConfig, batch: int) -> None:
+    """Raise ``ValueError`` if an encoder's output breaks what its config declares.
+
+    Run where the features leave the encoder, so a wrong ``feature_dim`` is blamed on
+    the encoder, not on the decoder that trips over it.
+    """
+    if not isinstance(features, EncoderOutput):
+        raise ValueError(f"returned {type(features).__name__}, not an EncoderOutput")
+    if features.pooled.dim() != 2 or tuple(features.pooled.shape) != (batch, config.feature_dim):
+        raise ValueError(f"pooled features have shape {tuple(features.pooled.shape)}, but its config declares "
+                         f"({batch}, feature_dim={config.feature_dim})")
+    if config.spatial and (features.grid is None or features.grid.dim() != 3
+                           or features.grid.shape[0] != batch or features.grid.shape[2] != config.feature_dim):
+        shape = None if features.grid is None else tuple(features.grid.shape)
+        raise ValueError(f"grid features have shape {shape}, but its config declares spatial "
+                         f"({batch}, regions, feature_dim={config.feature_dim})")
+
+
 class Encoder(nn.Module):
     """Base class of encoders: ``forward(images (B, 3, H, W)) -> EncoderOutput``.
 

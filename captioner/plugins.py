@@ -1,16 +1,22 @@
 """Plugin discovery: a pluggy manager fed lazily from the ``captioner`` entry points.
 
 ``CAPTIONER_PLUGINS=a,b`` loads only the named entry points (an empty value loads
-none); ``CAPTIONER_BLOCK_PLUGINS=a,b`` skips the named ones. A plugin that fails to
-import is recorded in :data:`plugin_errors` and skipped; everything else keeps working.
+none); ``CAPTIONER_BLOCK_PLUGINS=a,b`` skips the named ones.
+``CAPTIONER_PLUGINS_DIR=folder`` (or ``captioner --plugins-dir folder``) also loads
+each ``*.py`` file there as a plugin named after the file, without packaging it. A
+plugin that fails to import is recorded in :data:`plugin_errors` and skipped;
+everything else keeps working.
+Warnings (one line each, on stderr through :mod:`logging`) go to :data:`plugin_warnings`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+import logging
 import os
-import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -18,12 +24,19 @@ import pluggy
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "captioner"
+BUILTIN_PACKAGE = "captioner_plugins"  # the package the built-in plugins ship in
+PLUGINS_DIR_VARIABLE = "CAPTIONER_PLUGINS_DIR"
+
+log = logging.getLogger(__name__)
 
 pm = pluggy.PluginManager("captioner")
 pm.add_hookspecs(hookspecs)
 
 plugin_errors: dict[str, str] = {}
 """Plugin name -> one-line error, for plugins that failed to import or register."""
+
+plugin_warnings: dict[str, list[str]] = {}
+"""Plugin name -> one-line warnings, e.g. a name it registers that another plugin keeps."""
 
 _loaded = False
 _listeners: list[Any] = []
@@ -42,12 +55,31 @@ def describe_exception(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
+def warn(message: str) -> None:
+    """One clean line on stderr (through logging, so applications can route it), no Python source line."""
+    log.warning("captioner: warning: %s", message)
+
+
 def record_plugin_error(plugin: str, message: str) -> None:
     """Remember an error for ``plugin`` and warn once about it."""
     if plugin_errors.get(plugin) == message:
         return
     plugin_errors[plugin] = message
-    warnings.warn(f"captioner plugin {plugin!r} skipped: {message}", RuntimeWarning, stacklevel=3)
+    warn(f"plugin {plugin!r} skipped: {message}")
+
+
+def record_plugin_warning(plugin: str, message: str) -> None:
+    """Remember a warning for ``plugin`` (the plugin keeps working) and show it once."""
+    notes = plugin_warnings.setdefault(plugin, [])
+    if message not in notes:
+        notes.append(message)
+        warn(f"plugin {plugin!r}: {message}")
+
+
+def is_builtin(plugin: str) -> bool:
+    """Whether ``plugin`` is one of the built-ins shipped with captioner (they keep their names in a clash)."""
+    module = pm.get_plugin(plugin)
+    return getattr(module, "__name__", "").startswith(BUILTIN_PACKAGE + ".")
 
 
 def load_plugins() -> None:
@@ -69,7 +101,30 @@ def load_plugins() -> None:
             pm.register(module, name=name)
         except Exception as error:  # a broken plugin must not take the others down
             record_plugin_error(name, describe_exception(error))
+    folder = os.environ.get(PLUGINS_DIR_VARIABLE)
+    if folder:
+        _load_plugin_files(Path(folder), allowed, blocked)
     _notify()
+
+
+def _load_plugin_files(folder: Path, allowed: set[str] | None, blocked: set[str]) -> None:
+    """Register each ``*.py`` module of ``folder`` as a plugin named after the file (datasette's --plugins-dir)."""
+    if not folder.is_dir():
+        record_plugin_error(str(folder), f"{PLUGINS_DIR_VARIABLE}: not a folder")
+        return
+    for path in sorted(folder.glob("*.py")):
+        name = path.stem
+        if (allowed is not None and name not in allowed) or name in blocked or pm.has_plugin(name):
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location(f"captioner_plugins_dir.{name}", path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            pm.register(module, name=name)
+        except Exception as error:
+            record_plugin_error(name, f"{path}: {describe_exception(error)}")
 
 
 def register_plugin(plugin: object, name: str | None = None) -> str:
@@ -95,6 +150,7 @@ def on_plugins_changed(listener: Any) -> None:
 
 
 def _notify() -> None:
+    plugin_warnings.clear()  # the registries find them again when they next collect
     for listener in _listeners:
         listener()
 
@@ -108,6 +164,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _distribution_version(name: str) -> str | None:
@@ -131,6 +188,7 @@ def get_plugins() -> list[PluginInfo]:
             version=_distribution_version(name) or getattr(plugin, "__version__", None),
             hooks=hooks,
             registered=by_plugin.get(name, {}),
+            warnings=list(plugin_warnings.get(name, [])),
         )
     for name, message in plugin_errors.items():
         info = infos.setdefault(name, PluginInfo(name=name, version=_distribution_version(name)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -27,11 +28,13 @@ class PostProcessor:
       result's language.
 
     ``languages`` lists the caption languages it can read (``None``: any); results
-    in another language get an error instead of a wrong answer.
+    in another language get an error instead of a wrong answer. ``option_required``
+    says the bare name is not a spec (menus then offer only ``name:option``).
     """
 
     effect: ClassVar[Effect] = "annotate"
     languages: ClassVar[tuple[str, ...] | None] = None
+    option_required: ClassVar[bool] = False  # True: the bare name is not a valid spec (translate needs a language)
 
     registered_name: str = ""  # set by create_postprocessor()
 
@@ -73,13 +76,16 @@ class PostProcessorInfo:
     description: str
     options: list[str]
     error: str | None = None
+    option_required: bool = False
 
     @property
     def specs(self) -> list[str]:
-        """The specs a user can ask for: ``name`` or ``name:option`` for each option (none if broken)."""
+        """The specs a user can ask for: ``name`` (unless an option is required) and ``name:option`` for
+        each option; none if the post-processor is broken."""
         if self.error is not None:
             return []
-        return [f"{self.name}:{option}" for option in self.options] or [self.name]
+        bare = [] if self.option_required else [self.name]
+        return bare + [f"{self.name}:{option}" for option in self.options]
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -115,9 +121,10 @@ def describe_postprocessors() -> list[PostProcessorInfo]:
             options, error = list(factory.options()), None
         except Exception as exc:  # options() may probe for tools that are missing
             options, error = [], describe_exception(exc)
-        infos.append(
-            PostProcessorInfo(name, entry.plugin, getattr(factory, "effect", "annotate"), doc[0] if doc else "", options, error)
-        )
+        infos.append(PostProcessorInfo(
+            name, entry.plugin, getattr(factory, "effect", "annotate"), doc[0] if doc else "", options, error,
+            bool(getattr(factory, "option_required", False)),
+        ))
     return infos
 
 
@@ -133,8 +140,29 @@ class PostProcessingChain:
         self.steps = [(spec, create_postprocessor(spec)) for spec in specs]
 
     def __call__(self, results: Sequence[CaptionResult]) -> None:
+        """Run every step on the results that have a caption, in place (returns nothing)."""
         for spec, processor in self.steps:
             run_step(spec, processor, [r for r in results if r.ok])
+
+
+def check_json_ready(outputs: list[Any]) -> None:
+    """Raise :class:`PostProcessError` unless every output survives ``json.dumps`` as it is.
+
+    Checked where outputs enter a result, so no front end (``--format jsonl``, the web
+    page, ``to_dict()``) can fail later on a ``set`` or a tensor.
+    """
+    try:
+        json.dumps(outputs, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise PostProcessError(f"returned output that is not JSON-ready ({error})") from None
+
+
+def plugin_of(processor: PostProcessor) -> str:
+    """The plugin that registered ``processor`` (for error messages)."""
+    try:
+        return postprocessors.get(processor.registered_name).plugin
+    except KeyError:
+        return "unknown"
 
 
 def run_step(spec: str, processor: PostProcessor, results: list[CaptionResult]) -> None:
@@ -158,10 +186,11 @@ def run_step(spec: str, processor: PostProcessor, results: list[CaptionResult]) 
             outputs = [output if isinstance(output, Rewrite) else Rewrite(output) for output in outputs]
             if not all(isinstance(output.text, str) and output.text.strip() for output in outputs):
                 raise PostProcessError("a rewrite must return a non-empty string per caption")
+        check_json_ready([output.details if isinstance(output, Rewrite) else output for output in outputs])
     except Exception as error:
         message = str(error) if isinstance(error, PostProcessError) else describe_exception(error)
         for result in readable:
-            result.postprocess_errors[spec] = message
+            result.postprocess_errors[spec] = f"{message} (plugin {plugin_of(processor)!r})"
         return
     for result, output in zip(readable, outputs):
         if processor.effect == "rewrite":

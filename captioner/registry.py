@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import CaptionerError, PluginError, UnknownNameError
-from .plugins import describe_exception, load_plugins, on_plugins_changed, plugin_errors, pm, record_plugin_error
+from .plugins import (
+    describe_exception,
+    is_builtin,
+    load_plugins,
+    on_plugins_changed,
+    plugin_errors,
+    pm,
+    record_plugin_error,
+    record_plugin_warning,
+)
 
 
 @dataclass(frozen=True)
@@ -41,10 +50,11 @@ class Registry:
         return self._entries
 
     def _collect(self) -> dict[str, Entry]:
-        entries: dict[str, Entry] = {}
+        """Ask every plugin's hook; settle names claimed by several plugins (see :func:`keeper`)."""
+        claims: dict[str, list[Entry]] = {}
         hook = getattr(pm.hook, self.hook_name)
         # Call each implementation on its own so a failure is pinned on its plugin.
-        for impl in hook.get_hookimpls():  # in registration order: the first to claim a name keeps it
+        for impl in hook.get_hookimpls():
             plugin = impl.plugin_name
             pending: dict[str, Entry] = {}
 
@@ -55,11 +65,8 @@ class Registry:
                     raise PluginError(f"{self.kind} {name!r}: factory {factory!r} is not callable")
                 if self.needs_config and config is None:
                     raise PluginError(f"{self.kind} {name!r} was registered without a config")
-                owner = entries.get(name) or pending.get(name)
-                if owner is not None:
-                    raise PluginError(
-                        f"{self.kind} {name!r} is registered by both plugin {owner.plugin!r} and plugin {plugin!r}"
-                    )
+                if name in pending:
+                    raise PluginError(f"{self.kind} {name!r} is registered twice")
                 pending[name] = Entry(name, factory, plugin, config)
 
             try:
@@ -67,7 +74,17 @@ class Registry:
             except Exception as error:
                 record_plugin_error(plugin, f"{self.hook_name}: {describe_exception(error)}")
                 continue
-            entries.update(pending)
+            for entry in pending.values():
+                claims.setdefault(entry.name, []).append(entry)
+        entries: dict[str, Entry] = {}
+        for name, claimants in claims.items():
+            entries[name] = kept = keeper(claimants)
+            for entry in claimants:
+                if entry is not kept:
+                    record_plugin_warning(
+                        entry.plugin, f"its {self.kind} {name!r} is not used: plugin {kept.plugin!r} registers the "
+                        f"same name and keeps it ({CLASH_RULE})"
+                    )
         return entries
 
     def list(self) -> list[str]:
@@ -101,6 +118,17 @@ class Registry:
         except AttributeError:
             pass
         return component
+
+
+CLASH_RULE = "built-in plugins keep their names; between others, the plugin whose name sorts first"
+
+
+def keeper(claimants: list[Entry]) -> Entry:
+    """The entry that keeps a name several plugins register: a built-in's, else the first plugin's by name.
+
+    Only that name is settled: everything else the other plugins register stays.
+    """
+    return min(claimants, key=lambda entry: (not is_builtin(entry.plugin), entry.plugin))
 
 
 encoders = Registry("encoder", "register_encoders", needs_config=True)

@@ -99,6 +99,7 @@ class Translate(PostProcessor):
     """The caption translated by Apertium (rewrites the caption; the original is kept)."""
 
     effect = "rewrite"
+    option_required = True
 
     def __init__(self, option: str | None = None) -> None:
         super().__init__()

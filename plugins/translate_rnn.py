@@ -26,6 +26,7 @@ class RnnTranslate(PostProcessor):
     """The caption translated by our own encoder-decoder RNN (works without Apertium)."""
 
     effect = "rewrite"
+    option_required = True
     languages = ("en",)
 
     def __init__(self, option: str | None = None) -> None:

@@ -167,7 +167,7 @@ def test_postprocessors_chain_in_order_and_failures_are_recorded(tiny_captioner,
     model_caption = good.candidates[0].text
     assert good.text == model_caption.upper() + "?!" and good.original_text == model_caption
     assert good.extras["length"] == len(model_caption.split())  # ran before the rewrite
-    assert good.postprocess_errors == {"explode": "RuntimeError: kaboom"}
+    assert good.postprocess_errors == {"explode": "RuntimeError: kaboom (plugin 'shout-plugin')"}
     data = good.to_dict()
     assert data["caption"] == good.text and data["original_caption"] == model_caption and data["length"] >= 1
     assert bad.error and not bad.extras and bad.rewritten is None

@@ -74,3 +74,27 @@ def test_real_encoder_model_saved_loaded_and_used_from_shell_and_api(vocab, imag
     assert done.returncode == 0, done.stderr
     shell = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["caption"] for line in shell] == [r.text for r in api]
+
+
+def test_postprocessor_failures_show_on_stderr_and_bad_specs_are_usage_errors(captioner_plugin, image_folder):
+    import captioner
+    from captioner import hookimpl
+
+    class Explode(captioner.PostProcessor):
+        def process(self, results):
+            raise RuntimeError("kaboom")
+
+    class Plugin:
+        @hookimpl
+        def register_postprocessors(self, register):
+            register("explode", Explode)
+
+    captioner_plugin(Plugin(), "explode-plugin")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["caption", str(image_folder), "-p", "explode"])
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if "post-processor explode" in line]
+    assert lines and lines[0].startswith("captioner: error: ") and "RuntimeError: kaboom (plugin 'explode-plugin')" in lines[0]
+    assert len([line for line in result.stdout.splitlines() if "\t" in line]) == len(lines)  # captions kept
+    bad = runner.invoke(cli, ["caption", str(image_folder), "-p", "translate-rnn:xx"])
+    assert bad.exit_code == 2 and "neither a shipped translate-rnn model" in bad.stderr

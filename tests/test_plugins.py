@@ -11,7 +11,8 @@ import pytest
 
 import captioner
 from captioner import PluginError, hookimpl, hookspecs, list_decoders, list_encoders
-from captioner.plugins import get_plugins, plugin_errors
+from captioner.plugins import get_plugins, plugin_errors, plugin_warnings
+from captioner.registry import postprocessors
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = {
@@ -19,8 +20,10 @@ BUILTINS = {
     "efficientnet": {"encoders": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]},
     "rnn": {"decoders": ["gru", "lstm"]},
     "sentiment": {"postprocessors": ["sentiment"]},
+    "sentiment-rnn": {"postprocessors": ["sentiment-rnn"]},
     "torchvision": {"encoders": ["mobilenet_v3_large", "resnet50"]},
     "translate": {"postprocessors": ["translate"]},
+    "translate-rnn": {"postprocessors": ["translate-rnn"]},
 }
 
 
@@ -79,23 +82,43 @@ class ClashingPlugin:
         register("lstm", object)
 
 
-def test_hook_that_raises_is_reported_and_others_keep_working(captioner_plugin):
-    with pytest.warns(RuntimeWarning, match="raiser"):
-        captioner_plugin(RaisingPlugin(), "raiser")
-        encoders = list_encoders()
+def test_hook_that_raises_is_reported_and_others_keep_working(captioner_plugin, caplog):
+    captioner_plugin(RaisingPlugin(), "raiser")
+    encoders = list_encoders()
+    assert "captioner: warning: plugin 'raiser' skipped: register_encoders: RuntimeError" in caplog.text
     assert "efficientnet_lite0" in encoders
     assert plugin_errors["raiser"] == "register_encoders: RuntimeError: cannot find my weights"
     info = {p.name: p for p in get_plugins()}["raiser"]
     assert info.error == plugin_errors["raiser"] and info.hooks == ["register_encoders"]
 
 
-def test_duplicate_name_is_an_error_naming_both_plugins(captioner_plugin):
-    with pytest.warns(RuntimeWarning):
-        captioner_plugin(ClashingPlugin(), "clasher")
-        decoders = list_decoders()
-    assert "decoder 'lstm' is registered by both plugin 'rnn' and plugin 'clasher'" in plugin_errors["clasher"]
-    assert "my_decoder" not in decoders  # the clashing plugin is skipped whole
+def test_a_clash_drops_only_the_clashing_name_and_built_ins_keep_theirs(captioner_plugin, caplog):
+    captioner_plugin(ClashingPlugin(), "aardvark")  # sorts before "rnn", but "rnn" is a built-in
+    decoders = list_decoders()
+    assert "my_decoder" in decoders  # the rest of the plugin stays
     assert captioner.create_decoder("lstm", vocab_size=8, feature_dim=4).__class__.__name__ == "ShowAndTellDecoder"
+    message = ("its decoder 'lstm' is not used: plugin 'rnn' registers the same name and keeps it "
+               "(built-in plugins keep their names; between others, the plugin whose name sorts first)")
+    assert plugin_warnings["aardvark"] == [message] and "aardvark" not in plugin_errors
+    assert f"captioner: warning: plugin 'aardvark': {message}" in caplog.text
+    assert {p.name: p for p in get_plugins()}["aardvark"].warnings == [message]
+
+
+@pytest.mark.parametrize("order", [("zebra", "yak"), ("yak", "zebra")])
+def test_between_third_party_plugins_the_first_by_name_keeps_a_name(captioner_plugin, order):
+    def plugin_making(label):
+        class Plugin:
+            @hookimpl
+            def register_postprocessors(self, register):
+                register("shout", type(f"Shout{label}", (captioner.PostProcessor,), {}))
+                register(f"only-{label}", type(f"Only{label}", (captioner.PostProcessor,), {}))
+        return Plugin()
+
+    for name in order:  # install order does not matter
+        captioner_plugin(plugin_making(name), name)
+    assert postprocessors.get("shout").plugin == "yak"
+    assert {"only-yak", "only-zebra"} <= set(captioner.list_postprocessors())
+    assert "'shout' is not used: plugin 'yak'" in plugin_warnings["zebra"][0] and "yak" not in plugin_warnings
 
 
 def test_errors_from_factories_name_the_plugin(captioner_plugin):
@@ -137,3 +160,60 @@ def test_every_hook_is_documented():
     assert hooks == ["register_decoders", "register_encoders", "register_postprocessors"]
     for name in hooks:
         assert f"### {name}(register)" in docs, f"{name} is not documented in docs/plugins.md"
+
+
+def test_an_encoder_that_breaks_its_declared_feature_dim_is_blamed(captioner_plugin, vocab):
+    from dataclasses import replace
+
+    from conftest import TINY_CONFIG, make_tiny_encoder, random_photo
+
+    liar_config = replace(TINY_CONFIG, feature_dim=4)
+
+    def make_liar(pretrained=True, weights=None):
+        encoder = make_tiny_encoder()
+        encoder.config = liar_config  # declares 4-d features, yields 8-d ones
+        return encoder
+
+    class Liar:
+        @hookimpl
+        def register_encoders(self, register):
+            register("liar_cnn", make_liar, config=liar_config)
+
+    captioner_plugin(Liar(), "liar-plugin")
+    model = captioner.Captioner("liar_cnn", "gru", vocab, device="cpu", decoder_options={"embed_dim": 8, "hidden_dim": 8})
+    with pytest.raises(PluginError, match=r"encoder 'liar_cnn' from plugin 'liar-plugin' failed: ValueError: pooled "
+                                          r"features have shape \(1, 8\), but its config declares \(1, feature_dim=4\)"):
+        model.caption(random_photo(1))
+
+
+def test_a_plugins_dir_loads_one_off_modules_and_reports_clashes_cleanly(tmp_path):
+    (tmp_path / "shouty.py").write_text(
+        "import captioner\n\n"
+        "class Shout(captioner.PostProcessor):\n"
+        "    '''The caption in capitals.'''\n"
+        "    effect = 'rewrite'\n\n"
+        "    def process(self, results):\n"
+        "        return [r.text.upper() for r in results]\n\n"
+        "@captioner.hookimpl\n"
+        "def register_postprocessors(register):\n"
+        "    register('shout', Shout)\n"
+        "    register('sentiment', Shout)  # a built-in's name: dropped, 'shout' stays\n"
+    )
+    (tmp_path / "broken.py").write_text("import not_a_module_xyz\n")
+    plugins = plugins_json({"CAPTIONER_PLUGINS_DIR": str(tmp_path)})
+    assert plugins["shouty"]["registered"] == {"postprocessors": ["shout"]}
+    assert plugins["shouty"]["warnings"] == [
+        "its post-processor 'sentiment' is not used: plugin 'sentiment' registers the same name and keeps it "
+        "(built-in plugins keep their names; between others, the plugin whose name sorts first)"]
+    assert plugins["broken"]["error"].endswith("broken.py: ModuleNotFoundError: No module named 'not_a_module_xyz'")
+    piped = subprocess.run([sys.executable, "-m", "captioner", "--plugins-dir", str(tmp_path), "postprocess",
+                            "-p", "shout", "-p", "sentiment"], input="a happy dog\n", capture_output=True, text=True,
+                           timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("CAPTIONER_")})
+    assert piped.returncode == 0, piped.stderr
+    row = json.loads(piped.stdout)
+    assert row["caption"] == "A HAPPY DOG" and row["sentiment"]["label"] == "positive"  # VADER's, the built-in
+    warnings = [line for line in piped.stderr.splitlines() if line.strip()]
+    assert warnings == [  # one clean line each: no Python source line, no traceback
+        "captioner: warning: plugin 'broken' skipped: " + plugins["broken"]["error"],
+        "captioner: warning: plugin 'shouty': " + plugins["shouty"]["warnings"][0],
+    ]

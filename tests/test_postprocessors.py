@@ -37,7 +37,34 @@ def test_builtins_are_listed_with_effect_and_options():
     infos = {info.name: info for info in captioner.describe_postprocessors()}
     assert infos["sentiment"].effect == "annotate" and infos["sentiment"].plugin == "sentiment"
     assert infos["translate"].effect == "rewrite"
-    assert "sentiment" in captioner.list_postprocessor_specs()
+    specs = captioner.list_postprocessor_specs()
+    assert {"sentiment", "sentiment-rnn", "translate-rnn:es", "translate-rnn:ca"} <= set(specs)
+    assert "translate-rnn" not in specs and "translate" not in specs  # a language is required
+
+
+def test_specs_offer_the_bare_name_when_the_option_is_optional(captioner_plugin):
+    class Count(captioner.PostProcessor):
+        def __init__(self, option=None):
+            super().__init__()
+            self.limit = int(option or 3)
+
+        @classmethod
+        def options(cls):
+            return ["1", "3"]
+
+        def process(self, results):
+            return [len(r.text.split()[: self.limit]) for r in results]
+
+    class Plugin:
+        @hookimpl
+        def register_postprocessors(self, register):
+            register("wordcount", Count)
+
+    captioner_plugin(Plugin(), "wordcount-plugin")
+    assert [s for s in captioner.list_postprocessor_specs() if s.startswith("wordcount")] == [
+        "wordcount", "wordcount:1", "wordcount:3"]
+    (result,) = run(["wordcount"], ["a happy dog runs"])
+    assert result.extras["wordcount"] == 3
 
 
 def test_sentiment_labels_and_scores():
@@ -136,10 +163,28 @@ def test_a_broken_postprocessor_names_itself_and_keeps_the_caption(captioner_plu
 
     captioner_plugin(NotAClass(), "odd-plugin")
     (result,) = run(["miscount", "sentiment"], ["a happy dog"])
-    assert result.postprocess_errors == {"miscount": "returned 0 outputs for 1 captions"}
+    assert result.postprocess_errors == {"miscount": "returned 0 outputs for 1 captions (plugin 'odd-plugin')"}
     assert result.text == "a happy dog" and result.extras["sentiment"]["label"] == "positive"
     with pytest.raises(PluginError, match="'plain_function' from plugin 'odd-plugin' is not a PostProcessor subclass"):
         captioner.create_postprocessor("plain_function")
+
+
+def test_output_that_is_not_json_ready_is_that_postprocessors_error(captioner_plugin):
+    class Tags(captioner.PostProcessor):
+        def process(self, results):
+            return [{"tags": {"dog", "happy"}} for _ in results]  # a set: json.dumps would fail later
+
+    class Plugin:
+        @hookimpl
+        def register_postprocessors(self, register):
+            register("tags", Tags)
+
+    captioner_plugin(Plugin(), "tags-plugin")
+    (result,) = run(["tags", "sentiment"], ["a happy dog"])
+    assert "tags" not in result.extras and result.extras["sentiment"]["label"] == "positive"
+    assert result.postprocess_errors["tags"].startswith("returned output that is not JSON-ready (Object of type set")
+    assert result.postprocess_errors["tags"].endswith("(plugin 'tags-plugin')")
+    json.dumps(result.to_dict())  # every front end can write it
 
 
 @needs_apertium

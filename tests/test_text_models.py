@@ -230,8 +230,10 @@ def test_postprocess_command_reads_text_and_jsonl_lines(saved_models, tmp_path):
                      + '\n{"caption": "the day was lovely today"}\n')
     out = CliRunner().invoke(cli, ["postprocess", "-p", spec, "-p", f"translate-rnn:{saved_models / 'translate'}",
                                    str(lines)])
-    rows = [json.loads(line) for line in out.output.splitlines()]
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert out.exit_code == 1  # two lines failed
+    assert out.stderr.splitlines() == [f"captioner: error: {lines}:4: not a caption result (Expecting property name "
+                                       "enclosed in double quotes: line 1 column 2 (char 1))", "captioner: error: bad"]
     assert [r["image"] for r in rows] == [f"{lines}:1", "dog.jpg", f"{lines}:4", "x.jpg", f"{lines}:6"]
     assert rows[0]["sentiment-rnn"]["label"] == "negative" and rows[0]["score"] is None
     assert rows[1]["sentiment-rnn"]["label"] == "positive" and rows[1]["nbest"][0]["score"] == -0.5
@@ -244,9 +246,9 @@ def test_postprocess_command_reads_standard_input(saved_models):
     out = CliRunner().invoke(cli, ["postprocess", "-p", f"sentiment-rnn:{saved_models / 'sentiment'}"],
                              input="the film was lovely today\n")
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["image"] == "<stdin>:1"
+    assert json.loads(out.stdout)["image"] == "<stdin>:1"
     bad = CliRunner().invoke(cli, ["postprocess", "-p", "no-such-thing"], input="x\n")
-    assert bad.exit_code == 1 and "no-such-thing" in bad.output
+    assert bad.exit_code == 2 and "unknown post-processor 'no-such-thing'" in bad.output  # a usage error
 
 
 # -- the shipped models ----------------------------------------------------------------

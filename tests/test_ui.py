@@ -75,8 +75,9 @@ def test_a_bad_upload_is_a_one_line_error(server, tmp_path):
         client.predict(handle_file(str(tmp_path / "notes.jpg")), api_name="/caption")
     message = str(raised.value)
     assert "notes.jpg: not a readable image" in message and "Traceback" not in message and "/tmp" not in message
-    with pytest.raises(AppError, match="unknown post-processor 'nope'; installed post-processors: "):
-        client.predict(handle_file(str(CAT)), postprocess=["nope"], api_name="/caption")
+    for endpoint, image in (("/caption", handle_file(str(CAT))), ("/caption_batch", [handle_file(str(CAT))])):
+        with pytest.raises(AppError, match="unknown post-processor 'nope'; installed post-processors: "):
+            client.predict(image, postprocess=["nope"], api_name=endpoint)  # one check for both endpoints
     with pytest.raises(AppError, match="beam_size must be between 1 and 10, not 500"):
         client.predict(handle_file(str(CAT)), beam_size=500, api_name="/caption")
     caption, *_ = client.predict(handle_file(str(CAT)), api_name="/caption")  # the server is still fine

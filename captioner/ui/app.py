@@ -206,8 +206,10 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
             with gr.Row():
                 model = gr.Dropdown(service.pool.labels(), value=default, label="Model")
                 method = gr.Radio(METHODS, value=defaults.method, label="Decoding")
+                # allow_custom_value: Gradio does not check API values against the menu; the post-processing
+                # chain checks every spec, the same way for both endpoints, the CLI and the Python API.
                 postprocess = gr.Dropdown(specs, value=[], multiselect=True, label="Post-processors (in order)",
-                                          elem_id="postprocess")
+                                          elem_id="postprocess", allow_custom_value=True)
             with gr.Row():
                 beam_size = gr.Slider(*BEAM_SIZES, value=defaults.beam_size, step=1, label="Beam size")
                 max_length = gr.Slider(*MAX_LENGTHS, value=defaults.max_length, step=1, label="Max length (words)")
