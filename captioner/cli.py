@@ -163,6 +163,24 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
     sys.exit(1 if failed or not files else 0)
 
 
+@cli.command(name="new-plugin")
+@click.argument("name")
+@click.option("--directory", "-d", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where to make the captioner-NAME folder.")
+def new_plugin(name: str, directory: str) -> None:
+    """Start a plugin package: a working post-processor, its entry point, tests and CI.
+
+    Then: cd captioner-NAME && pip install -e ".[test]" && pytest.
+    """
+    from .plugin_template import write_plugin_project
+
+    try:
+        folder = write_plugin_project(name, Path(directory))
+    except CaptionerError as error:
+        raise click.BadParameter(str(error)) from None
+    click.echo(f"wrote {folder}; next: cd {folder} && pip install -e \".[test]\" && pytest -q")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def plugins(as_json: bool) -> None:

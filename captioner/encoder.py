@@ -29,6 +29,21 @@ class EncoderConfig:
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     classes: str | None = None  # label set of the encoder's classifier (e.g. "imagenet-1k"), None without one
 
+    def __post_init__(self) -> None:
+        problems = []
+        if len(self.input_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.input_size):
+            problems.append(f"input_size must be (height, width) in positive pixels, not {self.input_size!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(v > 0 for v in self.std):
+            problems.append("mean and std must have 3 values each (RGB), std > 0")
+        if not (isinstance(self.feature_dim, int) and self.feature_dim > 0):
+            problems.append(f"feature_dim must be a positive int, not {self.feature_dim!r}")
+        if self.resize_mode not in ("squash", "center_crop"):
+            problems.append(f"resize_mode must be 'squash' or 'center_crop', not {self.resize_mode!r}")
+        if self.interpolation not in ("bilinear", "bicubic"):
+            problems.append(f"interpolation must be 'bilinear' or 'bicubic', not {self.interpolation!r}")
+        if problems:
+            raise ValueError("EncoderConfig: " + "; ".join(problems))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -10,6 +9,7 @@ from torch import nn
 
 from captioner import Captioner, EncoderConfig, FeatureMapEncoder, Vocabulary, hookimpl
 from captioner.plugins import register_plugin, unregister_plugin
+from captioner.testing import random_photo  # noqa: F401  (tests import it from here)
 
 pytest_plugins = ["captioner.testing"]
 
@@ -51,11 +51,6 @@ def tiny_captioner(request, vocab) -> Captioner:
     return Captioner("tiny_cnn", request.param, vocab, device="cpu", decoder_options=hparams)
 
 
-def random_photo(seed: int, size: tuple[int, int] = (40, 56)) -> np.ndarray:
-    """A small random RGB image (H, W, 3) uint8."""
-    return np.random.default_rng(seed).integers(0, 256, size=(*size, 3), dtype=np.uint8)
-
-
 @pytest.fixture
 def image_folder(tmp_path):
     """A folder with three small JPEG/PNG images (one nested) and a non-image file."""
@@ -66,23 +61,3 @@ def image_folder(tmp_path):
     Image.fromarray(random_photo(3)).save(folder / "nested" / "three.jpeg")
     (folder / "notes.txt").write_text("not an image")
     return folder
-
-
-CAPTIONS = ["a dog runs on the grass", "a cat sits on a red ball", "two dogs play in the grass", "a red ball on grass"]
-
-
-@pytest.fixture
-def tiny_flickr(tmp_path):
-    """A Flickr8k-style folder: 8 random images, 2 captions each, 6 train and 2 val."""
-    root = tmp_path / "flickr"
-    (root / "images").mkdir(parents=True)
-    (root / "splits").mkdir()
-    lines = ["image,caption"]
-    names = [f"img{i}.jpg" for i in range(8)]
-    for i, name in enumerate(names):
-        Image.fromarray(random_photo(100 + i)).save(root / "images" / name)
-        lines += [f"{name},{CAPTIONS[i % 4]} .", f'{name},"{CAPTIONS[(i + 1) % 4]}, really ."']
-    (root / "captions.txt").write_text("\n".join(lines) + "\n")
-    (root / "splits" / "Flickr_8k.trainImages.txt").write_text("\n".join(names[:6]) + "\n")
-    (root / "splits" / "Flickr_8k.devImages.txt").write_text("\n".join(names[6:]) + "\n")
-    return root
