@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .decoder import Decoder
+from .decoder import Decoder, check_decoder_step
 from .decoding import DecodingOptions, decode
 from .device import pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
@@ -101,6 +101,7 @@ class Captioner:
         self._chains: dict[tuple[str, ...], PostProcessingChain] = {}
         self._fused: tuple[tuple, nn.Module] | None = None  # (weights fingerprint, fused encoder)
         self._object_words: dict[bool, ObjectWords] = {}  # by open_vocabulary
+        self._decoder_checked = False  # one probe step, the first time captions are written
 
     def _check_compatible(self, encoder: Encoder, decoder: Decoder) -> None:
         if decoder.vocab_size != len(self.vocab):
@@ -266,6 +267,9 @@ class Captioner:
         except Exception as error:
             raise self._plugin_failure("encoder", encoders, self.encoder, error) from error
         try:
+            if not self._decoder_checked:
+                check_decoder_step(self.decoder, features.rows(slice(0, 1)), self.vocab.start_id, len(self.vocab))
+                self._decoder_checked = True
             return self.describe(features, options)
         except Exception as error:
             raise self._plugin_failure("decoder", decoders, self.decoder, error) from error

@@ -84,3 +84,21 @@ class Decoder(StepDecoder):
             logits.append(out.logits)
             state = out.state
         return torch.stack(logits, dim=1)
+
+
+@torch.inference_mode()
+def check_decoder_step(decoder: StepDecoder, source: Any, start_id: int, vocab_size: int) -> None:
+    """Raise ``ValueError`` if one step from ``source`` (one row) breaks the step contract.
+
+    Run where the decoder's output enters the search, so a decoder that returns the
+    wrong shapes is blamed by name, not the search that trips over them.
+    """
+    state = decoder.init_state(source)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) and v.size(0) == 1 for v in state.values()):
+        raise ValueError("init_state must return a dict of tensors with one row per input")
+    device = next((v.device for v in state.values()), next((p.device for p in decoder.parameters()), None))
+    out = decoder.step(torch.full((1,), start_id, dtype=torch.long, device=device), state)
+    if not isinstance(out, DecoderStep):
+        raise ValueError(f"step returned {type(out).__name__}, not a DecoderStep")
+    if tuple(out.logits.shape) != (1, vocab_size):
+        raise ValueError(f"step returned logits of shape {tuple(out.logits.shape)}, not (rows, vocab_size={vocab_size})")

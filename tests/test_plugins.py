@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import captioner
 from captioner import PluginError, hookimpl, hookspecs, list_decoders, list_encoders
@@ -217,3 +218,30 @@ def test_a_plugins_dir_loads_one_off_modules_and_reports_clashes_cleanly(tmp_pat
         "captioner: warning: plugin 'broken' skipped: " + plugins["broken"]["error"],
         "captioner: warning: plugin 'shouty': " + plugins["shouty"]["warnings"][0],
     ]
+
+
+def test_a_decoder_that_breaks_the_step_contract_is_blamed(captioner_plugin, vocab):
+    from conftest import random_photo
+
+    class WrongVocabulary(captioner.Decoder):
+        def __init__(self, vocab_size, feature_dim, **hparams):
+            super().__init__(vocab_size, feature_dim)
+            self.config = None
+            self.output = torch.nn.Linear(feature_dim, vocab_size + 5)
+
+        def init_state(self, features):
+            return {"h": features.pooled}
+
+        def step(self, tokens, state):
+            return captioner.DecoderStep(self.output(state["h"]), state)
+
+    class Plugin:
+        @hookimpl
+        def register_decoders(self, register):
+            register("wrong_vocab", WrongVocabulary)
+
+    captioner_plugin(Plugin(), "wrong-plugin")
+    model = captioner.Captioner("tiny_cnn", "wrong_vocab", vocab, device="cpu")
+    with pytest.raises(PluginError, match=r"decoder 'wrong_vocab' from plugin 'wrong-plugin' failed: ValueError: step "
+                                          r"returned logits of shape \(1, 19\), not \(rows, vocab_size=14\)"):
+        model.caption(random_photo(2))
