@@ -7,13 +7,16 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import click
 from tqdm import tqdm
 
 from .errors import CaptionerError
 from .images import IMAGE_EXTENSIONS
+
+if TYPE_CHECKING:  # for annotations only: commands import what they need when they run
+    from .results import CaptionResult
 
 
 def expand_paths(paths: tuple[str, ...]) -> Iterator[Path]:
@@ -41,7 +44,7 @@ def checked_specs(context: click.Context, parameter: click.Parameter, specs: tup
     return specs
 
 
-def report_postprocess_errors(result) -> bool:
+def report_postprocess_errors(result: CaptionResult) -> bool:
     """One stderr line per post-processor that failed on ``result``; True if any did."""
     for spec, message in result.postprocess_errors.items():
         error_line(f"{result.image}: post-processor {spec}: {message}")

@@ -64,7 +64,7 @@ def main() -> None:
     metadata = {
         "language": "en",
         "labels": list(LABELS),
-        "data": "Hutto and Gilbert (2014): 23,699 human-rated sentences (tweets, movie and product reviews, editorials)"
+        "data": "Hutto and Gilbert (2014): 23,703 human-rated sentences (tweets, movie and product reviews, editorials)"
                 + (", plus plain Flickr8k training captions as neutral" if neutral else ""),
         "split": "crc32('domain/id') % 10: 0 test, 1 valid, else train",
         "label_rule": f"mean rating >= {NEUTRAL_BAND}: positive, <= -{NEUTRAL_BAND}: negative, else neutral",
