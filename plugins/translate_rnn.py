@@ -6,7 +6,8 @@ needing nothing beyond the package to run: the models ship in
 same batched beam search as the captions. ``extras["translate-rnn:LANG"]`` holds
 the attention between the English and the translated words (``source``,
 ``target``, ``weights``: one row per target word) for texts of up to
-:data:`MAX_ATTENTION_WORDS` words. ``translate-rnn:FOLDER`` uses a model trained with ``scripts/train_translate_rnn.py``.
+:data:`MAX_ATTENTION_WORDS` words. ``translate-rnn:FOLDER`` uses a model trained
+with ``scripts/train_translate_rnn.py``.
 """
 
 from __future__ import annotations
