@@ -38,20 +38,15 @@ from captioner.text.metrics import accuracy, macro_f1  # noqa: E402
 from captioner.text.sentiment import LABELS, SentimentClassifier  # noqa: E402
 from captioner.text.shipped import shipped_text_models  # noqa: E402
 from captioner.text.translation import TextTranslator  # noqa: E402
+from captioner_plugins.sentiment import analyzer, label_for  # noqa: E402
 from captioner_plugins.translate import installed_pairs, run_apertium  # noqa: E402
 
 HUTTO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sentiment-hutto2014"
 
 
 def vader_labels(texts: list[str]) -> list[str]:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    analyzer = SentimentIntensityAnalyzer()
-    out = []
-    for text in texts:
-        compound = analyzer.polarity_scores(text)["compound"]
-        out.append("positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral")
-    return out
+    """Labels as the ``sentiment`` post-processor gives them (VADER's compound thresholds)."""
+    return [label_for(analyzer().polarity_scores(text)["compound"]) for text in texts]
 
 
 def timed(function, *args, repeats: int = 2) -> tuple[object, float]:

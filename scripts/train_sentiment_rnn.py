@@ -21,6 +21,7 @@ from captioner.text.corpora import NEUTRAL_BAND, RatedSentence, read_hutto
 from captioner.text.sentiment import LABELS, SentimentConfig
 from captioner.text.tokenizer import SubwordTokenizer
 from captioner.text.training import TextTrainingConfig, train_sentiment
+from captioner_plugins.sentiment import analyzer
 
 
 def neutral_captions(flickr8k: Path, count: int) -> list[RatedSentence]:
@@ -29,11 +30,8 @@ def neutral_captions(flickr8k: Path, count: int) -> list[RatedSentence]:
     Hutto and Gilbert's sentences are all opinions; without plain descriptions the
     model reads sentiment into any caption ("held by a stick": negative).
     """
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    analyzer = SentimentIntensityAnalyzer()
     captions = sorted({" ".join(c.split()) for image in read_flickr(flickr8k).split("train") for c in image.captions})
-    plain = [c for c in captions if analyzer.polarity_scores(c)["compound"] == 0.0]
+    plain = [c for c in captions if analyzer().polarity_scores(c)["compound"] == 0.0]
     chosen = random.Random(0).sample(plain, min(count, len(plain)))
     return [RatedSentence("captions", str(i), 0.0, text) for i, text in enumerate(chosen)]
 
