@@ -508,5 +508,29 @@ def average(models, output, assignments, dtype) -> None:
     click.echo(f"averaged {len(models)} models into {output}")
 
 
+@cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the ensemble.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Decoding default to store with the model, e.g. --set beam_size=3.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+def ensemble(models, output, assignments, dtype) -> None:
+    """Decode models that share an encoder and vocabulary as one (the mean of their predictions)."""
+    import torch
+
+    from .ensembling import ensemble_models
+    from .training.config import parse_assignment
+
+    try:
+        decoding = {".".join(keys): value for keys, value in map(parse_assignment, assignments)}
+        captioner = ensemble_models(list(models))
+        captioner.decoding = captioner.decoding.updated(**decoding)
+    except (CaptionerError, ValueError, TypeError) as error:
+        error_line(str(error))
+        sys.exit(1)
+    captioner.save(output, dtype=getattr(torch, dtype))
+    click.echo(f"ensembled {len(captioner.decoder.members)} decoders into {output}")
+
+
 def main() -> None:
     cli()

@@ -158,18 +158,27 @@ def center_crop_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[in
     return max(1, round(width * target[0] / target[1])), width
 
 
-def preprocess(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
-    """Resize an RGB ``uint8 (3, H, W)`` image as ``config`` says and normalise it to float."""
+def resize(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
+    """An RGB ``uint8 (3, H, W)`` image resized (and cropped) to the encoder's input, still ``uint8``."""
     height, width = config.input_size
     mode = TF.InterpolationMode.BICUBIC if config.interpolation == "bicubic" else TF.InterpolationMode.BILINEAR
     if config.resize_mode == "center_crop":  # crop to the input's shape first: a 1x100000 strip stays small
         image = TF.center_crop(image, list(center_crop_size(tuple(image.shape[1:]), (height, width))))
     if tuple(image.shape[1:]) != (height, width):
         image = TF.resize(image, [height, width], interpolation=mode, antialias=True)
-    pixels = image.float().div_(255)
-    mean = torch.tensor(config.mean, device=image.device).view(3, 1, 1)
-    std = torch.tensor(config.std, device=image.device).view(3, 1, 1)
+    return image
+
+
+def normalize(pixels: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
+    """Float pixels in [0, 1], ``(3, H, W)`` or ``(B, 3, H, W)``, normalised with the encoder's mean and std."""
+    mean = torch.tensor(config.mean, device=pixels.device).view(3, 1, 1)
+    std = torch.tensor(config.std, device=pixels.device).view(3, 1, 1)
     return (pixels - mean) / std
+
+
+def preprocess(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
+    """Resize an RGB ``uint8 (3, H, W)`` image as ``config`` says and normalise it to float."""
+    return normalize(resize(image, config).float().div_(255), config)
 
 
 def load_batch(paths: list[str | PathLike], config: EncoderConfig) -> torch.Tensor:

@@ -23,11 +23,14 @@ class TrainConfig:
     decoder_hparams: dict[str, Any] = field(default_factory=dict)
     min_word_count: int = 5
     max_words: int = 20  # longer training captions are cut
-    init_from: str | None = None  # start from this model folder's weights and vocabulary
+    init_from: str | None = None  # start from this model folder: its encoder, decoder and vocabulary
+    reset_decoder: bool = False  # with init_from: keep its encoder and vocabulary, train a new decoder (ensembles)
     objective: Literal["xe", "scst"] = "xe"  # cross-entropy, or self-critical training with a CIDEr-D reward
     scst_samples: int = 5  # sampled captions per image (scst); a batch is batch_size images
     mode: Literal["frozen", "finetune"] = "frozen"  # frozen: cached features; finetune: train top encoder stages
     finetune_stages: int = 2
+    augment: bool = True  # finetune mode: random zoom, shift, colour and caption-safe mirroring
+    classifier_distillation: float = 1.0  # finetune mode: keep the encoder's classifier (open-world guidance) true
     epochs: int = 30
     batch_size: int = 64
     lr: float = 4e-4
@@ -60,6 +63,8 @@ class TrainConfig:
             raise ValueError(f"objective must be xe or scst, not {self.objective!r}")
         if self.objective == "scst" and self.scst_samples < 2:
             raise ValueError("scst_samples must be >= 2 (the other samples are the baseline)")
+        if self.reset_decoder and not self.init_from:
+            raise ValueError("reset_decoder needs init_from (the model whose encoder and vocabulary are kept)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
 

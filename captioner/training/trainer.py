@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -27,13 +28,13 @@ from ..encoder import EncoderOutput
 from ..errors import CaptionerError
 from ..evaluation import score_captions
 from ..features import FeatureCache, default_cache_dir
-from ..images import load_batch
-from ..modelfile import read_config, read_vocab, read_weights
 from ..registry import create_decoder, create_encoder
 from ..vocab import Vocabulary, tokenize
+from .augment import Augmentation, mirrorable
 from .checkpoint import latest_checkpoint, read_state, write_checkpoint
 from .cider_reward import CiderD
 from .config import TrainConfig
+from .pixels import PixelStore
 from .scst import scst_loss
 from .teacher_forcing import TeacherForcing
 
@@ -44,35 +45,61 @@ class TrainingError(CaptionerError):
 
 @dataclass
 class CaptionPairs:
-    """Every (image, reference caption) pair: image row ``(P,)`` and padded token ids ``(P, L)``."""
+    """Every (image, reference caption) pair: image row ``(P,)``, padded token ids ``(P, L)``
+    and whether the image may be mirrored for that caption ``(P,)``."""
 
     image_index: torch.Tensor
     tokens: torch.Tensor
+    mirrorable: torch.Tensor
 
 
 def encode_captions(images: list[CaptionedImage], vocab: Vocabulary, max_words: int) -> CaptionPairs:
-    rows, encoded = [], []
+    rows, encoded, flags = [], [], []
     for index, image in enumerate(images):
         for caption in image.captions:
             rows.append(index)
             encoded.append(vocab.encode(caption, max_length=max_words))
+            flags.append(mirrorable(caption))
     tokens = torch.zeros(len(encoded), max(map(len, encoded)), dtype=torch.long)  # <pad> = 0
     for i, ids in enumerate(encoded):
         tokens[i, : len(ids)] = torch.tensor(ids)
-    return CaptionPairs(torch.tensor(rows), tokens)
+    return CaptionPairs(torch.tensor(rows), tokens, torch.tensor(flags))
+
+
+def classifier_drift(logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tensor:
+    """KL(reference || current) between class distributions ``(B, C)``, averaged over the batch."""
+    return F.kl_div(logits.float().log_softmax(-1), reference_logits.float().log_softmax(-1),
+                    log_target=True, reduction="batchmean")
 
 
 class TrainingModule(nn.Module):
-    """What DDP wraps: the decoder's teacher forcing, after the encoder when fine-tuning."""
+    """What DDP wraps: the decoder's teacher forcing, after the encoder when fine-tuning.
 
-    def __init__(self, decoder: nn.Module, encoder: nn.Module | None) -> None:
+    With a ``reference`` (a frozen copy of the encoder as fine-tuning found it) the
+    encoder's class logits are also compared with the reference's on the same pixels
+    (:func:`classifier_drift`), so its classifier stays true to the features.
+    """
+
+    def __init__(self, decoder: nn.Module, encoder: nn.Module | None, reference: nn.Module | None = None) -> None:
         super().__init__()
         self.encoder = encoder
+        self.reference = reference
         self.teacher_forcing = TeacherForcing(decoder)
 
+    def encode(self, source) -> tuple[EncoderOutput, torch.Tensor | None]:
+        """Features of ``source`` (pixels, or cached features as they are) and the classifier's drift."""
+        if self.encoder is None:
+            return source, None
+        features = self.encoder(source)
+        if self.reference is None:
+            return features, None
+        with torch.no_grad():
+            reference_logits = self.reference(source).class_logits
+        return features, classifier_drift(features.class_logits, reference_logits)
+
     def forward(self, source, inputs, sample_prob: float, generator: torch.Generator | None):
-        features = self.encoder(source) if self.encoder is not None else source
-        return self.teacher_forcing(features, inputs, sample_prob, generator)
+        features, drift = self.encode(source)
+        return *self.teacher_forcing(features, inputs, sample_prob, generator), drift
 
 
 def init_distributed(device: str | None) -> tuple[int, int, str | None]:
@@ -120,44 +147,54 @@ class Trainer:
         if resume and self.resume_from is None and self.is_main:
             print(f"no complete checkpoint in {self.checkpoints}; starting from scratch")
 
-        start_from = self.resume_from or (Path(config.init_from) if config.init_from else None)
-        if start_from is not None:
-            vocab = read_vocab(start_from, read_config(start_from).vocab_size)
-        else:
-            vocab = Vocabulary.build((c for image in self.train_images for c in image.captions), config.min_word_count)
-        encoder = create_encoder(config.encoder, pretrained=True)
-        decoder = create_decoder(
-            config.decoder, vocab_size=len(vocab), feature_dim=encoder.config.feature_dim, **config.decoder_hparams
-        )
-        self.captioner = Captioner(
-            encoder, decoder, vocab, device=device,
-            decoding=DecodingOptions(beam_size=config.val_beam_size, length_penalty=config.length_penalty),
-            metadata={"training": config.to_json()},
-        )
-        if self.resume_from is not None:
-            read_weights(self.resume_from, self.captioner.model)
-        elif config.init_from:  # frozen mode keeps the pretrained encoder its features were cached with
-            read_weights(Path(config.init_from), *(
-                (self.captioner.model.decoder, "decoder.") if config.mode == "frozen" else (self.captioner.model,)
-            ))
+        self.captioner = self._build_captioner(self.resume_from or (Path(config.init_from) if config.init_from else None),
+                                               device)
         if config.objective == "scst":
             if self.world > 1:
                 raise TrainingError("self-critical training runs in a single process")
             corpus = [[tokenize(c) for c in image.captions] for image in self.train_images]
             self.references, self.cider = corpus, CiderD(corpus)
         self.device = self.captioner.device
-        self.pairs = encode_captions(self.train_images, vocab, config.max_words)
+        self.pairs = encode_captions(self.train_images, self.captioner.vocab, config.max_words)
+        self.image_mirrorable = torch.tensor([all(map(mirrorable, image.captions)) for image in self.train_images])
         self._prepare_features()
         self._prepare_optimizer()
+
+    def _build_captioner(self, start_from: Path | None, device: str | None) -> Captioner:
+        """A new model, or the one in ``start_from`` (with a new decoder if ``reset_decoder``)."""
+        config = self.config
+        if start_from is None:
+            vocab = Vocabulary.build((c for image in self.train_images for c in image.captions), config.min_word_count)
+            encoder = create_encoder(config.encoder, pretrained=True)
+            decoder = None
+        else:
+            start = Captioner.from_pretrained(start_from)
+            encoder, decoder, vocab = start.encoder, start.decoder, start.vocab
+        if decoder is None or (config.reset_decoder and self.resume_from is None):
+            decoder = create_decoder(
+                config.decoder, vocab_size=len(vocab), feature_dim=encoder.config.feature_dim, **config.decoder_hparams
+            )
+        return Captioner(
+            encoder, decoder, vocab, device=device,
+            decoding=DecodingOptions(beam_size=config.val_beam_size, length_penalty=config.length_penalty),
+            metadata={"training": config.to_json()},
+        )
 
     # -- data ----------------------------------------------------------------------------
 
     def _prepare_features(self) -> None:
-        """Frozen mode: load (extracting once) cached features for train and val images."""
+        """Frozen mode: load (extracting once) cached features for train and val images.
+
+        Fine-tuning mode: decode every image once into memory instead (:class:`PixelStore`).
+        """
         encoder = self.captioner.encoder
         encoder.eval().requires_grad_(False)
         if self.config.mode == "finetune":
             self.train_features = self.val_features = None
+            self.train_pixels, self.val_pixels = (
+                PixelStore([image.path for image in images], encoder.config, self.device, progress=self.progress)
+                for images in (self.train_images, self.val_images)
+            )
             for stage in encoder.stages()[-self.config.finetune_stages :]:
                 stage.requires_grad_(True)
             return
@@ -181,16 +218,18 @@ class Trainer:
             None if grid is None else grid[rows].to(self.device, torch.float32),
         )
 
-    def _pixels(self, images: list[CaptionedImage], rows: list[int]) -> torch.Tensor:
-        return load_batch([images[r].path for r in rows], self.captioner.encoder_config).to(self.device)
-
     # -- optimisation --------------------------------------------------------------------
 
     def _prepare_optimizer(self) -> None:
         config = self.config
         finetune = config.mode == "finetune"
-        module = TrainingModule(self.captioner.decoder, self.captioner.encoder if finetune else None)
-        self.module = DistributedDataParallel(module) if self.world > 1 else module
+        encoder = self.captioner.encoder
+        reference = None
+        if finetune and config.classifier_distillation > 0 and getattr(encoder, "classifier", None) is not None:
+            reference = copy.deepcopy(encoder).requires_grad_(False).eval()
+        self.training_module = TrainingModule(self.captioner.decoder, encoder if finetune else None, reference)
+        self.module = DistributedDataParallel(self.training_module) if self.world > 1 else self.training_module
+        self.augmentation = Augmentation() if finetune and config.augment else None
         groups = [{"params": list(self.captioner.decoder.parameters()), "lr": config.lr}]
         if finetune:
             trainable = [p for p in self.captioner.encoder.parameters() if p.requires_grad]
@@ -249,19 +288,23 @@ class Trainer:
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch + 1)
         sample_prob = config.scheduled_sampling * epoch / max(1, config.epochs - 1)
         use_amp = config.amp and self.device.type == "cuda"
-        total, count = 0.0, 0
+        total, drift_total, count = 0.0, 0.0, 0
         for step, batch in enumerate(
             tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", disable=not self.progress, leave=False)
         ):
             batch = batch[self.rank :: self.world]
-            rows = batch if config.objective == "scst" else self.pairs.image_index[batch]
+            if config.objective == "scst":
+                rows, flags = batch, self.image_mirrorable[batch]
+            else:
+                rows, flags = self.pairs.image_index[batch], self.pairs.mirrorable[batch]
             if config.mode == "finetune":
-                source = self._pixels(self.train_images, rows.tolist())
+                source = self.train_pixels.batch(rows, self.augmentation, flags, generator)
             else:
                 source = self._features(self.train_features, rows)
+            drift = None
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                 if config.objective == "scst":
-                    features = self.captioner.encoder(source) if config.mode == "finetune" else source
+                    features, drift = self.training_module.encode(source)
                     loss, _ = scst_loss(self.captioner.decoder, features, rows.tolist(),
                                         [self.references[r] for r in rows.tolist()], self.cider,
                                         self.captioner.vocab, config.scst_samples, config.max_words + 1)
@@ -269,8 +312,10 @@ class Trainer:
                     tokens = self.pairs.tokens[batch].to(self.device)
                     length = int((tokens != Vocabulary.pad_id).sum(1).max())
                     inputs, targets = tokens[:, : length - 1], tokens[:, 1:length]
-                    logits, attention = self.module(source, inputs, sample_prob, generator)
+                    logits, attention, drift = self.module(source, inputs, sample_prob, generator)
                     loss = self._loss(logits, attention, targets)
+                if drift is not None:
+                    loss = loss + config.classifier_distillation * drift
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopping "
@@ -283,7 +328,9 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
             total += loss.item() * len(batch)
+            drift_total += 0.0 if drift is None else drift.item() * len(batch)
             count += len(batch)
+        self.last_drift = drift_total / max(1, count)
         return total / max(1, count)
 
     # -- validation ----------------------------------------------------------------------
@@ -297,7 +344,7 @@ class Trainer:
         for start in range(0, len(self.val_images), batch):
             rows = list(range(start, min(start + batch, len(self.val_images))))
             if self.config.mode == "finetune":
-                features = self.captioner.encode(self._pixels(self.val_images, rows))
+                features = self.captioner.encode(self.val_pixels.batch(torch.tensor(rows)))
             else:
                 features = self._features(self.val_features, torch.tensor(rows))
             captions += [c[0].text for c in self.captioner.decode(features)]
@@ -356,6 +403,7 @@ class Trainer:
                     self.bad_epochs += 1
                 self._checkpoint(epoch)
                 record = {"epoch": epoch + 1, "train_loss": round(loss, 5),
+                          **({"classifier_drift": round(self.last_drift, 5)} if self.training_module.reference is not None else {}),
                           "lr": self.scheduler.get_last_lr()[0], **{k: round(v, 5) for k, v in scores.items()},
                           "best": improved, "seconds": round(time.time() - started, 1), "world_size": self.world}
                 with metrics_path.open("a", encoding="utf-8") as handle:
