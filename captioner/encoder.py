@@ -127,8 +127,21 @@ class FeatureMapEncoder(Encoder):
         self.classifier = classifier
 
     def stages(self) -> list[nn.Module]:
+        """The trunk's stages; called in order they must compute what the trunk computes."""
         trunk_stages = getattr(self.trunk, "stages", None)
         return trunk_stages() if callable(trunk_stages) else list(self.trunk.children())
+
+    def activations(self, images: torch.Tensor, first_stage: int) -> torch.Tensor:
+        """The input of stage ``first_stage``: images run through the stages before it."""
+        for stage in self.stages()[:first_stage]:
+            images = stage(images)
+        return images
+
+    def forward_from(self, activations: torch.Tensor, first_stage: int) -> EncoderOutput:
+        """The encoder's output from the input of stage ``first_stage`` (see :meth:`activations`)."""
+        for stage in self.stages()[first_stage:]:
+            activations = stage(activations)
+        return self._output(activations)
 
     def fused_for_inference(self) -> "Encoder | None":
         """Uses the trunk's own ``fused_for_inference()`` if it has one."""
@@ -137,7 +150,10 @@ class FeatureMapEncoder(Encoder):
         return FeatureMapEncoder(trunk, self.config, self.classifier).eval() if trunk is not None else None
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
-        feature_map = self.trunk(images)  # (B, D, h, w)
+        return self._output(self.trunk(images))
+
+    def _output(self, feature_map: torch.Tensor) -> EncoderOutput:
+        """Grid, pooled features and class logits from the trunk's feature map ``(B, D, h, w)``."""
         grid = feature_map.flatten(2).transpose(1, 2)  # (B, h*w, D)
         pooled = grid.mean(dim=1)  # (B, D)
         logits = self.classifier(pooled) if self.classifier is not None else None  # (B, C)

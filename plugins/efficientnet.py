@@ -96,7 +96,7 @@ class EfficientNetTrunk(nn.Module):
 
     def stages(self) -> list[nn.Module]:
         net = self.net
-        return [nn.ModuleList([net.conv_stem, net.bn1]), *net.blocks, nn.ModuleList([net.conv_head, net.bn2])]
+        return [nn.Sequential(net.conv_stem, net.bn1), *net.blocks, nn.Sequential(net.conv_head, net.bn2)]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(images)

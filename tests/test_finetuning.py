@@ -114,3 +114,47 @@ def test_init_from_keeps_that_model_encoder_and_reset_decoder_starts_a_new_decod
 def test_reset_decoder_needs_a_model_to_start_from(tiny_flickr, tmp_path):
     with pytest.raises(ValueError, match="reset_decoder needs init_from"):
         config(tiny_flickr, tmp_path, reset_decoder=True)
+
+
+@pytest.mark.parametrize("first_stage", [1, 2, 3])
+def test_encoder_stages_compose_the_encoder(first_stage):
+    torch.manual_seed(0)
+    encoder = make_classifying_encoder().eval()
+    images = torch.randn(2, 3, 32, 32)
+    hidden = encoder.activations(images, first_stage)
+    whole, resumed = encoder(images), encoder.forward_from(hidden, first_stage)
+    assert all(torch.allclose(a, b) for a, b in zip(whole, resumed))
+
+
+def test_efficientnet_stages_compose_the_network():
+    from captioner import create_encoder
+
+    torch.manual_seed(0)
+    encoder = create_encoder("efficientnet_lite0", pretrained=False).eval()
+    images = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        whole = encoder(images)
+        resumed = encoder.forward_from(encoder.activations(images, 7), 7)  # block 6 and the head conv run last
+    assert torch.allclose(whole.pooled, resumed.pooled, atol=1e-5)
+    assert torch.allclose(whole.class_logits, resumed.class_logits, atol=1e-4)
+
+
+def test_cached_activations_train_like_pixels_without_augmentation(tiny_flickr, tmp_path):
+    runs = {}
+    for cached in (False, True):
+        cfg = config(tiny_flickr, tmp_path / str(cached), encoder="tiny_cnn_classifier", mode="finetune",
+                     finetune_stages=2, epochs=2, encoder_lr=1e-2, augment=False, cache_activations=cached)
+        trainer = Trainer(cfg, progress=False)
+        bottom = trainer.captioner.encoder.trunk[0].weight.detach().clone()
+        trainer.run()
+        assert torch.equal(trainer.captioner.encoder.trunk[0].weight, bottom)  # below the tuned stages: frozen
+        assert (trainer.train_pixels is None) == cached
+        runs[cached] = metrics(tmp_path / str(cached) / "run")
+    for pixels, cached in zip(runs[False], runs[True]):  # the cache holds float16 activations: near, not equal
+        assert cached["train_loss"] == pytest.approx(pixels["train_loss"], rel=1e-2)
+        assert cached["classifier_drift"] == pytest.approx(pixels["classifier_drift"], rel=0.1, abs=1e-4)
+
+
+def test_cached_activations_cannot_augment(tiny_flickr, tmp_path):
+    with pytest.raises(ValueError, match="cannot augment"):
+        config(tiny_flickr, tmp_path, mode="finetune", cache_activations=True)

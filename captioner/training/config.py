@@ -30,6 +30,7 @@ class TrainConfig:
     mode: Literal["frozen", "finetune"] = "frozen"  # frozen: cached features; finetune: train top encoder stages
     finetune_stages: int = 2
     augment: bool = True  # finetune mode: random zoom, shift, colour and caption-safe mirroring
+    cache_activations: bool = False  # finetune mode: run the frozen stages once per image (CPU; no augment)
     classifier_distillation: float = 1.0  # finetune mode: keep the encoder's classifier (open-world guidance) true
     epochs: int = 30
     batch_size: int = 64
@@ -63,6 +64,9 @@ class TrainConfig:
             raise ValueError(f"objective must be xe or scst, not {self.objective!r}")
         if self.objective == "scst" and self.scst_samples < 2:
             raise ValueError("scst_samples must be >= 2 (the other samples are the baseline)")
+        if self.cache_activations and self.augment:
+            raise ValueError("cache_activations computes each image's activations once, so it cannot augment: "
+                             "set augment = false")
         if self.reset_decoder and not self.init_from:
             raise ValueError("reset_decoder needs init_from (the model whose encoder and vocabulary are kept)")
         if self.epochs < 1 or self.batch_size < 1:

@@ -30,6 +30,7 @@ from ..evaluation import score_captions
 from ..features import FeatureCache, default_cache_dir
 from ..registry import create_decoder, create_encoder
 from ..vocab import Vocabulary, tokenize
+from .activations import CachedActivations
 from .augment import Augmentation, mirrorable
 from .checkpoint import latest_checkpoint, read_state, write_checkpoint
 from .cider_reward import CiderD
@@ -75,30 +76,27 @@ def classifier_drift(logits: torch.Tensor, reference_logits: torch.Tensor) -> to
 class TrainingModule(nn.Module):
     """What DDP wraps: the decoder's teacher forcing, after the encoder when fine-tuning.
 
-    With a ``reference`` (a frozen copy of the encoder as fine-tuning found it) the
-    encoder's class logits are also compared with the reference's on the same pixels
-    (:func:`classifier_drift`), so its classifier stays true to the features.
+    When fine-tuning, ``source`` is pixels (``first_stage`` 0) or the cached input of
+    stage ``first_stage``; given the class logits the encoder started with, the drift
+    of its classifier from them (:func:`classifier_drift`) comes back too.
     """
 
-    def __init__(self, decoder: nn.Module, encoder: nn.Module | None, reference: nn.Module | None = None) -> None:
+    def __init__(self, decoder: nn.Module, encoder: nn.Module | None, first_stage: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
-        self.reference = reference
+        self.first_stage = first_stage
         self.teacher_forcing = TeacherForcing(decoder)
 
-    def encode(self, source) -> tuple[EncoderOutput, torch.Tensor | None]:
-        """Features of ``source`` (pixels, or cached features as they are) and the classifier's drift."""
+    def encode(self, source, reference_logits: torch.Tensor | None = None) -> tuple[EncoderOutput, torch.Tensor | None]:
+        """Features of ``source`` (cached features pass through) and the classifier's drift, if asked."""
         if self.encoder is None:
             return source, None
-        features = self.encoder(source)
-        if self.reference is None:
-            return features, None
-        with torch.no_grad():
-            reference_logits = self.reference(source).class_logits
-        return features, classifier_drift(features.class_logits, reference_logits)
+        features = self.encoder(source) if self.first_stage == 0 else self.encoder.forward_from(source, self.first_stage)
+        drift = None if reference_logits is None else classifier_drift(features.class_logits, reference_logits)
+        return features, drift
 
-    def forward(self, source, inputs, sample_prob: float, generator: torch.Generator | None):
-        features, drift = self.encode(source)
+    def forward(self, source, reference_logits, inputs, sample_prob: float, generator: torch.Generator | None):
+        features, drift = self.encode(source, reference_logits)
         return *self.teacher_forcing(features, inputs, sample_prob, generator), drift
 
 
@@ -185,17 +183,25 @@ class Trainer:
     def _prepare_features(self) -> None:
         """Frozen mode: load (extracting once) cached features for train and val images.
 
-        Fine-tuning mode: decode every image once into memory instead (:class:`PixelStore`).
+        Fine-tuning mode: decode every image once into memory instead (:class:`PixelStore`),
+        and with ``cache_activations`` run the frozen stages once too (:class:`CachedActivations`).
         """
         encoder = self.captioner.encoder
         encoder.eval().requires_grad_(False)
+        self.train_cache = self.val_cache = None
         if self.config.mode == "finetune":
             self.train_features = self.val_features = None
             self.train_pixels, self.val_pixels = (
                 PixelStore([image.path for image in images], encoder.config, self.device, progress=self.progress)
                 for images in (self.train_images, self.val_images)
             )
-            for stage in encoder.stages()[-self.config.finetune_stages :]:
+            stages = encoder.stages()
+            self.first_stage = max(0, len(stages) - self.config.finetune_stages)
+            if self.config.cache_activations:
+                self.train_cache, self.val_cache = (CachedActivations.compute(encoder, store, self.first_stage)
+                                                    for store in (self.train_pixels, self.val_pixels))
+                self.train_pixels = self.val_pixels = None  # the cache replaces them
+            for stage in stages[self.first_stage :]:
                 stage.requires_grad_(True)
             return
         cache = FeatureCache(Path(self.config.cache_dir or default_cache_dir()), self.config.encoder, encoder)
@@ -218,16 +224,33 @@ class Trainer:
             None if grid is None else grid[rows].to(self.device, torch.float32),
         )
 
+    def _training_source(self, rows: torch.Tensor, mirrorable: torch.Tensor, generator: torch.Generator):
+        """What the trained modules read for ``rows`` (features, pixels or activations) and, when
+        distilling, the class logits the encoder started with."""
+        if self.config.mode == "frozen":
+            return self._features(self.train_features, rows), None
+        if self.train_cache is not None:
+            logits = self.train_cache.class_logits
+            return (self.train_cache.activations[rows].to(self.device, torch.float32),
+                    logits[rows].to(self.device) if self.distill and logits is not None else None)
+        pixels = self.train_pixels.batch(rows, self.augmentation, mirrorable, generator)
+        if self.reference is None:
+            return pixels, None
+        with torch.no_grad():
+            return pixels, self.reference(pixels).class_logits
+
     # -- optimisation --------------------------------------------------------------------
 
     def _prepare_optimizer(self) -> None:
         config = self.config
         finetune = config.mode == "finetune"
         encoder = self.captioner.encoder
-        reference = None
-        if finetune and config.classifier_distillation > 0 and getattr(encoder, "classifier", None) is not None:
-            reference = copy.deepcopy(encoder).requires_grad_(False).eval()
-        self.training_module = TrainingModule(self.captioner.decoder, encoder if finetune else None, reference)
+        self.distill = finetune and config.classifier_distillation > 0 and getattr(encoder, "classifier", None) is not None
+        # the encoder as fine-tuning found it, whose class logits the classifier is held to
+        self.reference = (copy.deepcopy(encoder).requires_grad_(False).eval()
+                          if self.distill and self.train_cache is None else None)
+        self.training_module = TrainingModule(self.captioner.decoder, encoder if finetune else None,
+                                              self.first_stage if self.train_cache is not None else 0)
         self.module = DistributedDataParallel(self.training_module) if self.world > 1 else self.training_module
         self.augmentation = Augmentation() if finetune and config.augment else None
         groups = [{"params": list(self.captioner.decoder.parameters()), "lr": config.lr}]
@@ -297,14 +320,11 @@ class Trainer:
                 rows, flags = batch, self.image_mirrorable[batch]
             else:
                 rows, flags = self.pairs.image_index[batch], self.pairs.mirrorable[batch]
-            if config.mode == "finetune":
-                source = self.train_pixels.batch(rows, self.augmentation, flags, generator)
-            else:
-                source = self._features(self.train_features, rows)
+            source, reference_logits = self._training_source(rows, flags, generator)
             drift = None
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                 if config.objective == "scst":
-                    features, drift = self.training_module.encode(source)
+                    features, drift = self.training_module.encode(source, reference_logits)
                     loss, _ = scst_loss(self.captioner.decoder, features, rows.tolist(),
                                         [self.references[r] for r in rows.tolist()], self.cider,
                                         self.captioner.vocab, config.scst_samples, config.max_words + 1)
@@ -312,7 +332,7 @@ class Trainer:
                     tokens = self.pairs.tokens[batch].to(self.device)
                     length = int((tokens != Vocabulary.pad_id).sum(1).max())
                     inputs, targets = tokens[:, : length - 1], tokens[:, 1:length]
-                    logits, attention, drift = self.module(source, inputs, sample_prob, generator)
+                    logits, attention, drift = self.module(source, reference_logits, inputs, sample_prob, generator)
                     loss = self._loss(logits, attention, targets)
                 if drift is not None:
                     loss = loss + config.classifier_distillation * drift
@@ -343,7 +363,10 @@ class Trainer:
         batch = 100
         for start in range(0, len(self.val_images), batch):
             rows = list(range(start, min(start + batch, len(self.val_images))))
-            if self.config.mode == "finetune":
+            if self.val_cache is not None:
+                hidden = self.val_cache.activations[rows].to(self.device, torch.float32)
+                features = self.captioner.encoder.forward_from(hidden, self.first_stage)
+            elif self.config.mode == "finetune":
                 features = self.captioner.encode(self.val_pixels.batch(torch.tensor(rows)))
             else:
                 features = self._features(self.val_features, torch.tensor(rows))
@@ -403,7 +426,7 @@ class Trainer:
                     self.bad_epochs += 1
                 self._checkpoint(epoch)
                 record = {"epoch": epoch + 1, "train_loss": round(loss, 5),
-                          **({"classifier_drift": round(self.last_drift, 5)} if self.training_module.reference is not None else {}),
+                          **({"classifier_drift": round(self.last_drift, 5)} if self.distill else {}),
                           "lr": self.scheduler.get_last_lr()[0], **{k: round(v, 5) for k, v in scores.items()},
                           "best": improved, "seconds": round(time.time() - started, 1), "world_size": self.world}
                 with metrics_path.open("a", encoding="utf-8") as handle:
