@@ -51,7 +51,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     amp: bool = True  # bfloat16 autocast on CUDA
-    num_workers: int = 1
+    num_workers: int = 1  # processes that read images (feature extraction, the fine-tuning image store)
     cache_dir: str | None = None
     save_dtype: Literal["float16", "float32"] = "float16"
 

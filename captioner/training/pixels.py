@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..encoder import EncoderConfig
 from ..images import load_image, normalize, resize
 from .augment import Augmentation
+
+
+class _ResizedImages(Dataset):
+    def __init__(self, paths: list[Path], config: EncoderConfig) -> None:
+        self.paths, self.config = paths, config
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return resize(load_image(self.paths[index]), self.config)
 
 
 class PixelStore:
@@ -21,12 +32,11 @@ class PixelStore:
     """
 
     def __init__(self, paths: list[Path], config: EncoderConfig, device: torch.device,
-                 workers: int = 4, progress: bool = True) -> None:
+                 num_workers: int = 1, progress: bool = True) -> None:
         self.config = config
-        with ThreadPoolExecutor(workers) as pool:
-            images = list(tqdm(pool.map(lambda path: resize(load_image(path), config), paths), total=len(paths),
-                               desc="reading images", unit="image", disable=not progress))
-        self.pixels = torch.stack(images).to(device)  # (N, 3, H, W) uint8
+        loader = DataLoader(_ResizedImages(paths, config), batch_size=64, num_workers=num_workers)
+        batches = [batch for batch in tqdm(loader, desc="reading images", unit="batch", disable=not progress)]
+        self.pixels = torch.cat(batches).to(device)  # (N, 3, H, W) uint8; decoded in worker processes
 
     def __len__(self) -> int:
         return len(self.pixels)

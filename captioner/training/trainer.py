@@ -192,7 +192,8 @@ class Trainer:
         if self.config.mode == "finetune":
             self.train_features = self.val_features = None
             self.train_pixels, self.val_pixels = (
-                PixelStore([image.path for image in images], encoder.config, self.device, progress=self.progress)
+                PixelStore([image.path for image in images], encoder.config, self.device,
+                           num_workers=self.config.num_workers, progress=self.progress)
                 for images in (self.train_images, self.val_images)
             )
             stages = encoder.stages()
