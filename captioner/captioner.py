@@ -15,14 +15,13 @@ from .decoder import Decoder, check_decoder_step
 from .decoding import DecodingOptions, decode
 from .device import pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
-from .errors import CaptionerError, ImageError, ModelLoadError, PluginError
+from .errors import CaptionerError, ImageError, ModelLoadError, PluginError, describe_exception
 from .images import ImageInput
 from .loading import BatchLoader
 from .labelset import load_label_set
 from .modelfile import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
 from .models import resolve_model
 from .objects import ObjectWords, RecognizedObject, fix_articles
-from .plugins import describe_exception
 from .postprocessing import PostProcessingChain
 from .registry import create_decoder, create_encoder, decoders, encoders
 from .results import Candidate, CaptionResult

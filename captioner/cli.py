@@ -13,7 +13,6 @@ import click
 from tqdm import tqdm
 
 from .errors import CaptionerError
-from .images import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:  # for annotations only: commands import what they need when they run
     from .results import CaptionResult
@@ -21,6 +20,8 @@ if TYPE_CHECKING:  # for annotations only: commands import what they need when t
 
 def expand_paths(paths: tuple[str, ...]) -> Iterator[Path]:
     """Files as given; folders walked recursively for files with an image extension."""
+    from .images import IMAGE_EXTENSIONS
+
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -188,7 +189,7 @@ def new_plugin(name: str, directory: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def plugins(as_json: bool) -> None:
     """List installed plugins, what each registered, and errors for broken ones."""
-    from .plugins import get_plugins
+    from .registry import get_plugins
 
     infos = get_plugins()
     if as_json:

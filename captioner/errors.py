@@ -30,3 +30,14 @@ class ImageError(CaptionerError):
 
 class PostProcessError(CaptionerError):
     """A post-processor was asked for with a bad option, or what it needs is missing."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (whitespace runs, newlines included, become one space)."""
+    return " ".join(str(error).split())
+
+
+def describe_exception(error: BaseException) -> str:
+    """``Type: message`` on one line (just ``Type`` for an exception without a message)."""
+    message = one_line(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__

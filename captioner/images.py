@@ -16,7 +16,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .encoder import EncoderConfig
-from .errors import ImageError
+from .errors import ImageError, one_line
 
 ImageInput = Union[str, PathLike, bytes, bytearray, Image.Image, np.ndarray, torch.Tensor]
 
@@ -140,12 +140,12 @@ def load_image(source: ImageInput, name: str | None = None) -> torch.Tensor:
         count = re.search(r"\((\d+) pixels\)", str(error))
         raise too_many_pixels(name, int(count.group(1)) if count else 2 * (Image.MAX_IMAGE_PIXELS or 0)) from None
     except (OSError, ValueError, SyntaxError) as error:
-        message = " ".join(str(error).split()) or type(error).__name__
+        message = one_line(error) or type(error).__name__
         raise ImageError(f"{name}: {message}") from None
     except ImageError:
         raise
     except Exception as error:  # anything else a decoder (or a Pillow plugin) raises on a damaged file
-        message = " ".join(str(error).split())
+        message = one_line(error)
         raise ImageError(f"{name}: not a readable image ({type(error).__name__}{': ' + message if message else ''})") from None
     raise ImageError(f"{name}: unsupported input type {type(source).__name__}")
 

@@ -23,7 +23,7 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from .encoder import EncoderConfig
-from .errors import ImageError
+from .errors import ImageError, one_line
 from .images import check_pixel_limit, describe_input, load_image, preprocess
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
@@ -98,7 +98,7 @@ class BatchLoader:
         except ImageError as error:
             return Prepared(error=str(error))
         except OSError as error:
-            return Prepared(error=f"{name}: {' '.join(str(error).split()) or type(error).__name__}")
+            return Prepared(error=f"{name}: {one_line(error) or type(error).__name__}")
 
     def _decode_on_device(self, data: list[torch.Tensor], names: list[str], items: list[Prepared]) -> None:
         """Fill ``pixels`` of JPEG items from one batched device decode (one at a time if that fails)."""

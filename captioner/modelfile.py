@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save
 
 from .atomic import atomic_write_bytes, atomic_write_text
 from .encoder import EncoderConfig
-from .errors import ModelLoadError
+from .errors import ModelLoadError, one_line
 from .vocab import Vocabulary
 
 FORMAT_NAME = "captioner-model"
@@ -133,7 +133,7 @@ def read_weights(folder: Path, module: torch.nn.Module, prefix: str = "") -> Non
     try:
         tensors = load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
-        raise ModelLoadError(f"{path}: not a valid safetensors file ({' '.join(str(error).split())})") from None
+        raise ModelLoadError(f"{path}: not a valid safetensors file ({one_line(error)})") from None
     tensors = {name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)}
     expected = module.state_dict()
     problems = [f"missing {name}" for name in expected if name not in tensors]

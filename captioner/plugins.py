@@ -15,13 +15,13 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from .errors import describe_exception
 
 ENTRY_POINT_GROUP = "captioner"
 BUILTIN_PACKAGE = "captioner_plugins"  # the package the built-in plugins ship in
@@ -47,12 +47,6 @@ def _names_from_env(variable: str) -> set[str] | None:
     if value is None:
         return None
     return {name.strip() for name in value.split(",") if name.strip()}
-
-
-def describe_exception(error: BaseException) -> str:
-    """Return ``Type: message`` on one line."""
-    message = " ".join(str(error).split())
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def warn(message: str) -> None:
@@ -153,44 +147,3 @@ def _notify() -> None:
     plugin_warnings.clear()  # the registries find them again when they next collect
     for listener in _listeners:
         listener()
-
-
-@dataclass
-class PluginInfo:
-    """What ``captioner plugins`` shows for one plugin."""
-
-    name: str
-    version: str | None
-    hooks: list[str] = field(default_factory=list)
-    registered: dict[str, list[str]] = field(default_factory=dict)
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def _distribution_version(name: str) -> str | None:
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
-        if entry_point.dist is not None:
-            return entry_point.dist.version
-    return None
-
-
-def get_plugins() -> list[PluginInfo]:
-    """Every registered plugin plus every plugin that failed, sorted by name."""
-    from .registry import registered_names_by_plugin  # registries build on this module
-
-    load_plugins()
-    by_plugin = registered_names_by_plugin()
-    infos: dict[str, PluginInfo] = {}
-    for name, plugin in pm.list_name_plugin():
-        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        infos[name] = PluginInfo(
-            name=name,
-            version=_distribution_version(name) or getattr(plugin, "__version__", None),
-            hooks=hooks,
-            registered=by_plugin.get(name, {}),
-            warnings=list(plugin_warnings.get(name, [])),
-        )
-    for name, message in plugin_errors.items():
-        info = infos.setdefault(name, PluginInfo(name=name, version=_distribution_version(name)))
-        info.error = message
-    return [infos[name] for name in sorted(infos)]

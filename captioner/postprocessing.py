@@ -6,8 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Sequence
 
-from .errors import PluginError, PostProcessError
-from .plugins import describe_exception
+from .errors import PluginError, PostProcessError, describe_exception
 from .registry import postprocessors
 from .results import CaptionResult
 

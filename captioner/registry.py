@@ -1,17 +1,20 @@
-"""timm-style registries of encoders, decoders and post-processors, filled by plugin hooks."""
+"""timm-style registries of encoders, decoders and post-processors, filled by plugin hooks; and
+what each plugin registered (``get_plugins``, shown by ``captioner plugins``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib.metadata
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import CaptionerError, PluginError, UnknownNameError
+from .errors import CaptionerError, PluginError, UnknownNameError, describe_exception
 from .plugins import (
-    describe_exception,
+    ENTRY_POINT_GROUP,
     is_builtin,
     load_plugins,
     on_plugins_changed,
     plugin_errors,
+    plugin_warnings,
     pm,
     record_plugin_error,
     record_plugin_warning,
@@ -176,3 +179,42 @@ def registered_names_by_plugin() -> dict[str, dict[str, list[str]]]:
         for names in groups.values():
             names.sort()
     return result
+
+
+@dataclass
+class PluginInfo:
+    """What ``captioner plugins`` shows for one plugin."""
+
+    name: str
+    version: str | None
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _distribution_version(name: str) -> str | None:
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        if entry_point.dist is not None:
+            return entry_point.dist.version
+    return None
+
+
+def get_plugins() -> list[PluginInfo]:
+    """Every registered plugin plus every plugin that failed, sorted by name."""
+    load_plugins()
+    by_plugin = registered_names_by_plugin()
+    infos: dict[str, PluginInfo] = {}
+    for name, plugin in pm.list_name_plugin():
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        infos[name] = PluginInfo(
+            name=name,
+            version=_distribution_version(name) or getattr(plugin, "__version__", None),
+            hooks=hooks,
+            registered=by_plugin.get(name, {}),
+            warnings=list(plugin_warnings.get(name, [])),
+        )
+    for name, message in plugin_errors.items():
+        info = infos.setdefault(name, PluginInfo(name=name, version=_distribution_version(name)))
+        info.error = message
+    return [infos[name] for name in sorted(infos)]

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from captioner import EncoderConfig, FeatureMapEncoder, hookimpl
-from captioner.errors import WeightsUnavailableError
+from captioner.errors import WeightsUnavailableError, one_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,7 +63,7 @@ def _download(name: str, weights) -> dict[str, torch.Tensor]:
         return weights.get_state_dict(progress=True)
     except (URLError, OSError, RuntimeError) as error:
         raise WeightsUnavailableError(
-            f"{name}: could not download torchvision weights {weights} ({' '.join(str(error).split())}); "
+            f"{name}: could not download torchvision weights {weights} ({one_line(error)}); "
             f"connect to the internet once (they are cached under $TORCH_HOME), "
             f"or download {weights.url} and pass weights=PATH"
         ) from None

@@ -12,7 +12,8 @@ import torch
 
 import captioner
 from captioner import PluginError, hookimpl, hookspecs, list_decoders, list_encoders
-from captioner.plugins import get_plugins, plugin_errors, plugin_warnings
+from captioner.plugins import plugin_errors, plugin_warnings
+from captioner.registry import get_plugins
 from captioner.registry import postprocessors
 
 ROOT = Path(__file__).resolve().parents[1]

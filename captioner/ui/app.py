@@ -16,7 +16,7 @@ from PIL import Image
 from ..errors import CaptionerError
 from ..images import IMAGE_EXTENSIONS, load_image
 from ..models import shipped_assets_dir
-from ..plugins import describe_exception
+from ..errors import describe_exception
 from ..postprocessing import list_postprocessor_specs
 from ..results import CaptionResult
 from .batcher import CaptionBatcher
