@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file
-
 from .captioner import Captioner
 from .errors import ModelLoadError
-from .modelfile import WEIGHTS_FILE
 
 
 def _architecture(captioner: Captioner) -> tuple:
@@ -26,17 +22,17 @@ def average_models(folders: list[str | Path], device: str | None = "cpu") -> Cap
     if not folders:
         raise ValueError("average_models needs at least one model folder")
     captioner = Captioner.from_pretrained(folders[0], device=device)
-    expected = captioner.model.state_dict()
-    total = {name: torch.zeros_like(value, dtype=torch.float64) for name, value in expected.items()
-             if value.is_floating_point()}
-    for folder in folders:
+    state = captioner.model.state_dict()
+    total = {name: value.cpu().double() for name, value in state.items() if value.is_floating_point()}
+    for folder in folders[1:]:
         other = Captioner.from_pretrained(folder, device="cpu")  # validates config, vocabulary and shapes
         if _architecture(other) != _architecture(captioner) or other.vocab != captioner.vocab:
             raise ModelLoadError(f"{folder}: not the same architecture and vocabulary as {folders[0]}; cannot average")
-        tensors = load_file(Path(folder) / WEIGHTS_FILE)
-        for name in total:
-            total[name] += tensors[name].double()
+        for name, value in other.model.state_dict().items():
+            if name in total:
+                total[name] += value.double()
     captioner.model.load_state_dict(
-        {name: (total[name] / len(folders)).to(value.dtype) if name in total else value for name, value in expected.items()}
+        {name: (total[name] / len(folders)).to(value.dtype) if name in total else value for name, value in state.items()}
     )
+    captioner.metadata["averaged_from"] = [str(Path(folder)) for folder in folders]
     return captioner

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .errors import CaptionerError
 
 if TYPE_CHECKING:  # for annotations only: commands import what they need when they run
+    from .captioner import Captioner
     from .results import CaptionResult
 
 
@@ -32,6 +33,21 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[Path]:
 
 def error_line(message: str) -> None:
     click.echo(f"captioner: error: {message}", err=True)
+
+
+class CommandError(click.ClickException):
+    """A failure the user can act on: ``captioner: error: MESSAGE`` on stderr and exit code 1
+    (click's usage errors keep exit code 2)."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:
+        error_line(self.format_message())
+
+
+model_option = click.option("--model", "-m", default=None,
+                            help="Model folder or shipped model name (default: the shipped default).")
+device_option = click.option("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available).")
 
 
 def checked_specs(context: click.Context, parameter: click.Parameter, specs: tuple[str, ...]) -> tuple[str, ...]:
@@ -96,7 +112,7 @@ def cli(plugins_dir: str | None) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--model", "-m", default=None, help="Model folder or shipped model name (default: the shipped default).")
+@model_option
 @click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None, help="Beam width.")
 @click.option("--max-length", type=click.IntRange(min=1), default=None, help="Most words per caption.")
 @click.option("--method", type=click.Choice(["beam", "greedy", "sample"]), default=None, help="Decoding method.")
@@ -104,7 +120,7 @@ def cli(plugins_dir: str | None) -> None:
 @click.option("--seed", type=int, default=None, help="Seed for --method sample.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Image decoding threads (default: CPUs, at most 8).")
-@click.option("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available).")
+@device_option
 @click.option("--postprocess", "-p", multiple=True, callback=checked_specs,
               help="Post-processor to run, e.g. sentiment-rnn or translate-rnn:es (repeatable, in order).")
 @click.option("--format", "output_format", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
@@ -131,8 +147,7 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
         captioner = Captioner.from_pretrained(model, device=device)
         sink = JsonlSink(output, resume=resume) if output else None
     except (CaptionerError, OSError) as error:
-        error_line(str(error))
-        sys.exit(1)
+        raise CommandError(str(error)) from None
     options = dict(beam_size=beam_size, max_length=max_length, method=method, length_penalty=length_penalty, seed=seed,
                    **guidance_settings(guidance))
     files = [str(p) for p in expand_paths(paths)]
@@ -155,8 +170,7 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
                     click.echo(json.dumps(result.to_dict(), ensure_ascii=False) if output_format == "jsonl"
                                else f"{result.image}\t{result.text}")
     except (CaptionerError, ValueError) as error:
-        error_line(str(error))
-        sys.exit(1)
+        raise CommandError(str(error)) from None
     finally:
         if sink is not None:
             sink.close()
@@ -210,7 +224,7 @@ def plugins(as_json: bool) -> None:
 @cli.command()
 @click.option("--model", "-m", "models", multiple=True,
               help="Model name or folder to serve; repeat for several (the first is the default).")
-@click.option("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available).")
+@device_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
 @click.option("--share", is_flag=True, help="Also serve through a public Gradio share link.")
@@ -227,8 +241,7 @@ def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> No
     try:
         app = build_app(config)
     except CaptionerError as error:
-        error_line(str(error))
-        sys.exit(1)
+        raise CommandError(str(error)) from None
     try:
         app.launch(server_name=host, server_port=port, share=share, mcp_server=mcp,
                    max_file_size=config.max_file_size, footer_links=["api"])
@@ -240,7 +253,7 @@ def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> No
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--output", "-o", required=True, help="Output folder (one file per block).")
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
-@click.option("--model", "-m", default=None, help="Model folder or shipped model name (default: the shipped default).")
+@model_option
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Model replicas.")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -255,8 +268,7 @@ def bulk(inputs, output, output_format, model, workers, gpus_per_worker, batch_s
     from .bulk import BulkJob, run_bulk
 
     if importlib.util.find_spec("ray") is None:
-        error_line('bulk captioning needs Ray: pip install "captioner[ray]"')
-        sys.exit(1)
+        raise CommandError('bulk captioning needs Ray: pip install "captioner[ray]"') from None
     decoding = {"beam_size": beam_size} if beam_size else {}
     job = BulkJob(list(inputs), output, output_format, model, workers, gpus_per_worker, batch_size, tuple(postprocess),
                   decoding, address)
@@ -343,7 +355,7 @@ def models(paths: tuple[str, ...], as_json: bool) -> None:
 @click.option("--epochs", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--lr", type=float)
-@click.option("--device", help="cuda, cpu, ... (default: best available).")
+@device_option
 @click.option("--seed", type=int)
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Any other option, e.g. --set decoder_hparams.hidden_dim=512 --set label_smoothing=0.1.")
@@ -369,14 +381,14 @@ def train_command(config_file, assignments, resume, **flags) -> None:
     try:
         best = train(config, resume=resume)
     except CaptionerError as error:
-        error_line(str(error))
-        sys.exit(1)
+        raise CommandError(str(error)) from None
     click.echo(f"best model: {best}")
 
 
 @cli.command()
-@click.option("--model", "-m", default=None, help="Model folder or shipped model name (default: the shipped default).")
-@click.option("--data", required=True, help="Flickr folder, or COCO/Karpathy JSON (then --images).")
+@model_option
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="Flickr folder, or COCO/Karpathy JSON (then --images).")
 @click.option("--images", help="Image folder for JSON datasets.")
 @click.option("--split", default="val", show_default=True)
 @click.option("--beam-size", "-k", "beam_sizes", type=click.IntRange(min=1), multiple=True,
@@ -385,7 +397,7 @@ def train_command(config_file, assignments, resume, **flags) -> None:
 @click.option("--max-length", type=click.IntRange(min=1), default=None)
 @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Only the first N images of the split.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--device", default=None)
+@device_option
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
 @click.option("--captions", type=click.Path(dir_okay=False),
               help="Write per-image captions (of the first setting) as JSON lines here.")
@@ -408,8 +420,7 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
         selected = load_dataset(data, images).split(split)[:max_images]
         results = run_evaluation(captioner, selected, settings, batch_size)
     except (CaptionerError, ValueError) as error:
-        error_line(str(error))
-        sys.exit(1)
+        raise CommandError(str(error)) from None
     runs = []
     for setting, (scores, _) in zip(settings, results):
         options = captioner.decoding.updated(**setting)
@@ -430,13 +441,13 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
 @click.argument("labels", type=click.Path(exists=True, dir_okay=False))
 @click.option("--images", type=click.Path(exists=True, file_okay=False),
               help="Folder of the labelled photos (default: images/ beside LABELS).")
-@click.option("--model", "-m", default=None, help="Model folder or shipped model name (default: the shipped default).")
+@model_option
 @click.option("--slots-from", "slots_from", default=None,
               help="Caption dataset whose captions show where nouns go (e.g. a Flickr folder), to score placement.")
 @click.option("--slots-split", default=None, help="Split of --slots-from to read (default: all of them).")
 @click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--device", default=None)
+@device_option
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
 @click.option("--captions", type=click.Path(dir_okay=False), help="Write per-image captions as JSON lines here.")
 @guidance_options
@@ -466,8 +477,7 @@ def evaluate_objects(labels, images, model, slots_from, slots_split, beam_size, 
         results = captioner.caption([str(i.path) for i in labelled], batch_size=batch_size, beam_size=beam_size,
                                     **settings)
     except (CaptionerError, ValueError) as error:
-        error_line(str(error))
-        sys.exit(1)
+        raise CommandError(str(error)) from None
     failed = [r for r in results if r.error is not None]
     for result in failed:
         error_line(result.error)
@@ -492,21 +502,26 @@ def evaluate_objects(labels, images, model, slots_from, slots_split, beam_size, 
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
 def average(models, output, assignments, dtype) -> None:
     """Average the weights of model folders from one run (same encoder, decoder and vocabulary)."""
+    from .averaging import average_models
+
+    build_and_save(lambda: average_models(list(models)), output, assignments, dtype)
+    click.echo(f"averaged {len(models)} models into {output}")
+
+
+def build_and_save(build, output: str, assignments: tuple[str, ...], dtype: str) -> Captioner:
+    """Build a model, store the ``--set`` decoding defaults with it and save it as ``dtype``."""
     import torch
 
-    from .averaging import average_models
     from .training.config import parse_assignment
 
     try:
         decoding = {".".join(keys): value for keys, value in map(parse_assignment, assignments)}
-        captioner = average_models(list(models))
+        captioner = build()
         captioner.decoding = captioner.decoding.updated(**decoding)
     except (CaptionerError, ValueError, TypeError) as error:
-        error_line(str(error))
-        sys.exit(1)
-    captioner.metadata["averaged_from"] = [str(Path(m)) for m in models]
+        raise CommandError(str(error)) from None
     captioner.save(output, dtype=getattr(torch, dtype))
-    click.echo(f"averaged {len(models)} models into {output}")
+    return captioner
 
 
 @cli.command()
@@ -517,19 +532,9 @@ def average(models, output, assignments, dtype) -> None:
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
 def ensemble(models, output, assignments, dtype) -> None:
     """Decode models that share an encoder and vocabulary as one (the mean of their predictions)."""
-    import torch
-
     from .ensembling import ensemble_models
-    from .training.config import parse_assignment
 
-    try:
-        decoding = {".".join(keys): value for keys, value in map(parse_assignment, assignments)}
-        captioner = ensemble_models(list(models))
-        captioner.decoding = captioner.decoding.updated(**decoding)
-    except (CaptionerError, ValueError, TypeError) as error:
-        error_line(str(error))
-        sys.exit(1)
-    captioner.save(output, dtype=getattr(torch, dtype))
+    captioner = build_and_save(lambda: ensemble_models(list(models)), output, assignments, dtype)
     click.echo(f"ensembled {len(captioner.decoder.members)} decoders into {output}")
 
 

@@ -98,3 +98,15 @@ def test_postprocessor_failures_show_on_stderr_and_bad_specs_are_usage_errors(ca
     assert len([line for line in result.stdout.splitlines() if "\t" in line]) == len(lines)  # captions kept
     bad = runner.invoke(cli, ["caption", str(image_folder), "-p", "translate-rnn:xx"])
     assert bad.exit_code == 2 and "neither a shipped translate-rnn model" in bad.stderr
+
+
+def test_failures_print_one_error_line_and_exit_1(tmp_path):
+    from click.testing import CliRunner
+
+    from captioner.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "missing"), "-o", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"captioner: error: {tmp_path / 'missing'}: no such file or folder"
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "does not exist" in result.output  # a usage error, named by click

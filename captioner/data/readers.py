@@ -175,6 +175,8 @@ def load_dataset(source: str | Path, images: str | Path | None = None, split: st
     JSON formats need ``images``: the image folder (COCO) or the image root (Karpathy).
     """
     source = Path(source)
+    if not source.exists():
+        raise DatasetError(f"{source}: no such file or folder")
     if source.is_dir():
         return read_flickr(source)
     if images is None:
