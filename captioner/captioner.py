@@ -315,7 +315,7 @@ class Captioner:
         """Per row of ``features``: caption candidates (best first), the recognised objects,
         and the words guidance required (empty when unguided)."""
         options = options or self.decoding
-        banned = [self.vocab.pad_id, self.vocab.start_id] + ([self.vocab.unk_id] if options.suppress_unk else [])
+        banned = self.vocab.never_said(unk=options.suppress_unk)
         object_words = self.object_words(options.open_vocabulary) if features.class_logits is not None else None
         probabilities = features.class_logits.float().softmax(dim=1) if object_words is not None else None
         constraints = None

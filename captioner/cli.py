@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Iterator
 import click
 from tqdm import tqdm
 
+from .decoding.options import METHODS
 from .errors import CaptionerError
 
 if TYPE_CHECKING:  # for annotations only: commands import what they need when they run
@@ -115,7 +116,7 @@ def cli(plugins_dir: str | None) -> None:
 @model_option
 @click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None, help="Beam width.")
 @click.option("--max-length", type=click.IntRange(min=1), default=None, help="Most words per caption.")
-@click.option("--method", type=click.Choice(["beam", "greedy", "sample"]), default=None, help="Decoding method.")
+@click.option("--method", type=click.Choice(METHODS), default=None, help="Decoding method.")
 @click.option("--length-penalty", type=float, default=None, help="Score = logprob / length**penalty.")
 @click.option("--seed", type=int, default=None, help="Seed for --method sample.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)

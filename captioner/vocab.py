@@ -43,6 +43,10 @@ class Vocabulary:
     end_id = 2
     unk_id = 3
 
+    def never_said(self, unk: bool = True) -> list[int]:
+        """Tokens a generated caption never contains: ``<pad>``, ``<start>`` and, with ``unk``, ``<unk>``."""
+        return [self.pad_id, self.start_id] + ([self.unk_id] if unk else [])
+
     @classmethod
     def from_words(cls, words: Iterable[str]) -> "Vocabulary":
         return cls(SPECIALS + tuple(words))

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..decoder import StepDecoder
-from .constraints import NEG_INF, constrain
+from .constraints import NEG_INF, step_logprobs
 from .lexical import LexicalConstraints
 from .options import DecodingOptions, Hypothesis, score_dtype
 
@@ -89,18 +89,10 @@ def beam_search(
     for step in range(1, max_length + 1):
         inputs = constraints.decoder_inputs(tokens) if constraints is not None else tokens
         out = decoder.step(inputs, state)
-        logprobs = torch.log_softmax(out.logits.to(dtype), dim=-1)  # (G*k, V)
-        if constraints is not None:
-            logprobs = constraints.logprobs(logprobs, row_image, tokens)
-        logprobs = constrain(
-            logprobs,
-            sequences,
-            step=step,
-            min_length=options.min_length,
-            no_repeat_ngram_size=options.no_repeat_ngram_size,
-            end_id=end_id,
-            banned_ids=banned_ids,
-        )
+        lexical = None if constraints is None else (  # this step's rows and tokens, bound now
+            lambda logprobs, rows=row_image, previous=tokens: constraints.logprobs(logprobs, rows, previous))
+        logprobs = step_logprobs(out.logits, sequences, options, step=step, end_id=end_id, banned_ids=banned_ids,
+                                 dtype=dtype, adjust=lexical)  # (G*k, V)
         vocab = logprobs.size(1)
         candidates = _candidates(logprobs, beam_scores, required, row_image, groups)  # (G, k*V + C*S*k)
         n_cand = min(2 * k, candidates.size(1))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
+
+if TYPE_CHECKING:
+    from .options import DecodingOptions
 
 NEG_INF = float("-inf")
 
@@ -29,6 +32,26 @@ def banned_ngram_mask(sequences: torch.Tensor, n: int, vocab_size: int) -> torch
     counts = torch.zeros(rows, vocab_size, device=sequences.device)
     counts.scatter_add_(1, followers, matches.float())
     return counts > 0
+
+
+def step_logprobs(
+    logits: torch.Tensor,
+    sequences: torch.Tensor,
+    options: "DecodingOptions",
+    *,
+    step: int,
+    end_id: int,
+    banned_ids: Sequence[int],
+    dtype: torch.dtype,
+    adjust: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """A decoder step's logits ``(R, V)`` as log-probabilities in ``dtype`` that a search may
+    choose from: ``adjust`` (lexical constraints) first, then the options' limits (:func:`constrain`)."""
+    logprobs = torch.log_softmax(logits.to(dtype), dim=-1)
+    if adjust is not None:
+        logprobs = adjust(logprobs)
+    return constrain(logprobs, sequences, step=step, min_length=options.min_length,
+                     no_repeat_ngram_size=options.no_repeat_ngram_size, end_id=end_id, banned_ids=banned_ids)
 
 
 def constrain(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
 
 Method = Literal["beam", "greedy", "sample"]
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ class DecodingOptions:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.method not in ("beam", "greedy", "sample"):
-            problems.append(f"method must be beam, greedy or sample, not {self.method!r}")
+        if self.method not in METHODS:
+            problems.append(f"method must be {', '.join(METHODS[:-1])} or {METHODS[-1]}, not {self.method!r}")
         if self.beam_size < 1:
             problems.append(f"beam_size must be >= 1, not {self.beam_size}")
         if self.max_length < 1:

@@ -8,7 +8,7 @@ import torch
 
 from ..decoder import Decoder
 from ..encoder import EncoderOutput
-from .constraints import NEG_INF, constrain
+from .constraints import NEG_INF, step_logprobs
 from .options import DecodingOptions, Hypothesis, score_dtype
 
 
@@ -54,16 +54,8 @@ def sample(
 
     for step in range(1, options.max_length + 1):
         out = decoder.step(tokens, state)
-        logprobs = torch.log_softmax(out.logits.to(dtype), dim=-1)
-        logprobs = constrain(
-            logprobs,
-            sequences,
-            step=step,
-            min_length=options.min_length,
-            no_repeat_ngram_size=options.no_repeat_ngram_size,
-            end_id=end_id,
-            banned_ids=banned_ids,
-        )
+        logprobs = step_logprobs(out.logits, sequences, options, step=step, end_id=end_id, banned_ids=banned_ids,
+                                 dtype=dtype)
         if greedy:
             next_tokens = logprobs.argmax(dim=-1)
         else:

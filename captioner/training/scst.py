@@ -49,7 +49,7 @@ def scst_loss(
     cider: CiderD, vocab: Vocabulary, samples: int, max_length: int,
 ) -> tuple[torch.Tensor, float]:
     """The self-critical loss for one batch, and the batch's mean reward."""
-    banned = (vocab.pad_id, vocab.start_id, vocab.unk_id)
+    banned = vocab.never_said()
     tokens, logprob = sample_captions(decoder, features, samples, max_length, banned, vocab.end_id, vocab.start_id)
     rewards = torch.tensor(
         [cider.score(vocab.decode(row), image_keys[i // samples], references[i // samples])
