@@ -108,12 +108,16 @@ def caption_images(captioner, images, settings: list[dict], batch_size: int = 64
     return captions
 
 
+def score_dataset_captions(images, captions: list[str], metrics: tuple[str, ...] = ALL_METRICS) -> Scores:
+    """Scores of one caption per dataset image (``CaptionedImage`` list) against its references,
+    plus how many of the captions are distinct."""
+    references = {str(i): list(image.captions) for i, image in enumerate(images)}
+    scores = score_captions(references, {str(i): text for i, text in enumerate(captions)}, metrics=metrics)
+    scores.values["distinct_captions"] = float(len(set(captions)))
+    return scores
+
+
 def evaluate(captioner, images, settings: list[dict], batch_size: int = 64, progress: bool = True):
     """Scores and captions of ``images`` (``CaptionedImage`` list) for each decoding setting."""
-    references = {str(i): list(image.captions) for i, image in enumerate(images)}
-    results = []
-    for captions in caption_images(captioner, images, settings, batch_size, progress):
-        scores = score_captions(references, {str(i): text for i, text in enumerate(captions)})
-        scores.values["distinct_captions"] = float(len(set(captions)))
-        results.append((scores, captions))
-    return results
+    return [(score_dataset_captions(images, captions), captions)
+            for captions in caption_images(captioner, images, settings, batch_size, progress)]

@@ -26,7 +26,7 @@ from ..data import CaptionedImage, load_dataset
 from ..decoding import DecodingOptions
 from ..encoder import EncoderOutput
 from ..errors import CaptionerError
-from ..evaluation import score_captions
+from ..evaluation import score_dataset_captions
 from ..features import FeatureCache, default_cache_dir
 from ..registry import create_decoder, create_encoder
 from ..vocab import Vocabulary, tokenize
@@ -372,10 +372,7 @@ class Trainer:
             else:
                 features = self._features(self.val_features, torch.tensor(rows))
             captions += [c[0].text for c in self.captioner.decode(features)]
-        references = {str(i): list(image.captions) for i, image in enumerate(self.val_images)}
-        hypotheses = {str(i): text for i, text in enumerate(captions)}
-        scores = score_captions(references, hypotheses, metrics=("BLEU", "CIDEr")).values
-        scores["distinct_captions"] = len(set(captions))
+        scores = score_dataset_captions(self.val_images, captions, metrics=("BLEU", "CIDEr")).values
         samples = [{"image": image.name, "caption": text} for image, text in zip(self.val_images, captions)]
         return scores, samples
 
