@@ -6,7 +6,7 @@ import socket
 from contextlib import contextmanager
 from typing import Iterator
 
-from captioner.ui import UIConfig, build_app
+from captioner.ui import UIConfig, build_app, launch
 
 
 def free_port() -> int:
@@ -16,13 +16,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(config: UIConfig | None = None, **launch) -> Iterator[tuple[str, object]]:
+def running_app(config: UIConfig | None = None, **options) -> Iterator[tuple[str, object]]:
     """``(url, app)`` for a server on 127.0.0.1; closed (with its temporary files) on exit."""
     config = config or UIConfig(device="cpu")
     app = build_app(config)
     try:
-        _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                               quiet=True, max_file_size=config.max_file_size, **launch)
+        _, url, _ = launch(app, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                           quiet=True, **options)
         yield url, app
     finally:
         app.close()
