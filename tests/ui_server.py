@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from captioner.ui import UIConfig, build_app, launch
 
@@ -27,3 +29,12 @@ def running_app(config: UIConfig | None = None, **options) -> Iterator[tuple[str
     finally:
         app.close()
         app.captioner_service.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Return once ``condition()`` holds (checked every 20 ms); fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {condition}")
+        threading.Event().wait(0.02)

@@ -120,7 +120,7 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
         about_note = gr.Markdown(about, elem_id="about")
 
         outputs = [caption, nbest, details, summary, explain, heatmaps]
-        maps, panel_open = gr.State(None), gr.State(True)
+        panel_open = gr.State(True)
         controls = [model, method, beam_size, max_length, length_penalty, postprocess, guide, language]
         triggers = [image.change, model.change, method.change, beam_size.release, max_length.release,
                     length_penalty.release, postprocess.change, guide.change, language.change]
@@ -128,12 +128,12 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
         # concurrently and captioner.ui.batcher joins them into one forward pass. preprocess=False: the
         # handler reads the upload itself, so an unreadable file gets our one-line message.
         captioned = gr.on(triggers, None, outputs=outputs, js=CLEAR_OUTPUTS_JS, queue=False).then(
-            user_errors(service.caption), [image, *controls, inline_heatmaps], [*outputs, maps], api_name="caption",
+            user_errors(service.caption), [image, *controls, inline_heatmaps], outputs, api_name="caption",
             concurrency_limit=config.max_batch_size, concurrency_id="caption", preprocess=False)
-        captioned.success(service.draw_heatmaps, [maps, panel_open], heatmaps, api_visibility="private",
+        captioned.success(service.draw_heatmaps, panel_open, heatmaps, api_visibility="private",
                           concurrency_limit=config.max_batch_size, concurrency_id="heatmaps")
         panel.expand(lambda: True, None, panel_open, api_visibility="private", queue=False).then(
-            service.draw_heatmaps, [maps, panel_open], heatmaps, api_visibility="private", concurrency_id="heatmaps")
+            service.draw_heatmaps, panel_open, heatmaps, api_visibility="private", concurrency_id="heatmaps")
         panel.collapse(lambda: False, None, panel_open, api_visibility="private", queue=False)
         clear.add([image, *outputs])
 

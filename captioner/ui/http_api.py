@@ -160,7 +160,7 @@ def http_api(service: CaptionService) -> FastAPI:
         return error_response(400, validation_message(error))
 
     @api.post("/caption", response_model=CaptionLine, responses=ERROR_RESPONSES)
-    async def caption(form: Annotated[CaptionForm, Form()]) -> JSONResponse:
+    async def caption(form: Annotated[CaptionForm, Form(media_type="multipart/form-data")]) -> JSONResponse:
         """Caption one photo: one JSON object shaped like a line of `captioner caption --format jsonl`."""
         image = form.image
         name = Path(image.filename or "image").name

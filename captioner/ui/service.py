@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -71,6 +73,29 @@ def upload_path(upload: Any) -> tuple[str, str]:
     raise user_error("no image: upload, paste or take a photo first")
 
 
+class RecentMaps:
+    """The heat-map sources of the latest caption of each of the last ``keep`` sessions.
+
+    Kept here rather than in a ``gr.State``: Gradio 6.31's MCP server fails on tools that return a State.
+    """
+
+    def __init__(self, keep: int = 128) -> None:
+        self._maps: OrderedDict[str, AttentionMaps | None] = OrderedDict()
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def put(self, session: str, maps: AttentionMaps | None) -> None:
+        with self._lock:
+            self._maps[session] = maps
+            self._maps.move_to_end(session)
+            while len(self._maps) > self._keep:
+                self._maps.popitem(last=False)
+
+    def get(self, session: str) -> AttentionMaps | None:
+        with self._lock:
+            return self._maps.get(session)
+
+
 def run_name(count: int) -> str:
     """A download's name for a batch run: when it ran and how many photos, e.g. ``captions-20261127-1734-12-photos``."""
     return f"captions-{time.strftime('%Y%m%d-%H%M%S')}-{count}-photo{'s' if count != 1 else ''}"
@@ -89,6 +114,7 @@ class CaptionService:
         self.files = OutputFiles()
         self.specs = list_postprocessor_specs()
         self.languages = Languages.from_specs(self.specs)
+        self.maps = RecentMaps()
 
     def close(self) -> None:
         self.batcher.close()
@@ -102,13 +128,14 @@ class CaptionService:
         with the same effective settings are captioned in the same forward pass.
         """
         captioner = self.pool.get(model or self.pool.default)
-        resolved = asdict(captioner.decoding.updated(**options))  # a bad option fails here, not in the batch
+        resolved = captioner.decoding.updated(**options)  # a bad option fails here, not in the batch
+        resolved = resolved.updated(n_best=resolved.n_best or resolved.beam_size)  # the same list, one spelling
         captioner.postprocessing_chain(postprocess)  # so does an unknown post-processor
-        return captioner, self.batcher.caption(captioner, pixels, name, resolved, tuple(postprocess))
+        return captioner, self.batcher.caption(captioner, pixels, name, asdict(resolved), tuple(postprocess))
 
     def caption(self, image: dict[str, Any] | None, model: str, method: str, beam_size: float, max_length: float,
                 length_penalty: float, postprocess: list[str] | None, guide: bool = True, language: str = "en",
-                heatmaps: bool = False):
+                heatmaps: bool = False, request: gr.Request | None = None):
         """Caption one photo: the caption, the n-best list, the full result, badges and tags (sentiment, the
         objects the encoder recognises), post-processor outputs drawn as HTML, and heat maps if asked for.
 
@@ -124,8 +151,10 @@ class CaptionService:
             language: the language of the caption and the n-best list ("en", "es", ...).
             heatmaps: also draw where the model looked for each word (HTML with inline images).
         """
+        session = request.session_hash if request else None
         if image is None:  # the page cleared its image
-            return "", [], None, "", "", "", None
+            self.maps.put(session or "", None)
+            return "", [], None, "", "", ""
         path, name = upload_path(image)  # the event skips Gradio's preprocessing: our loader explains bad files
         options = page_options(method, beam_size, max_length, length_penalty, guide)
         target = self.languages.spec(language)
@@ -138,12 +167,14 @@ class CaptionService:
         nbest = [[rank, text, round(candidate.score, 2)]
                  for rank, (text, candidate) in enumerate(zip(texts, result.candidates), 1)]
         maps = AttentionMaps.of(pixels, result.candidates[0], captioner.encoder_config)
+        if session:
+            self.maps.put(session, maps)
         return (result.text, nbest, result.to_dict(), summary_html(result), explanations_html(result.extras),
-                heatmaps_html(maps) if heatmaps else "", maps)
+                heatmaps_html(maps) if heatmaps else "")
 
-    def draw_heatmaps(self, maps: AttentionMaps | None, shown: bool) -> str:
+    def draw_heatmaps(self, shown: bool, request: gr.Request) -> str:
         """The page's heat maps for its last caption, drawn only while their panel is open."""
-        return heatmaps_html(maps) if shown else ""
+        return heatmaps_html(self.maps.get(request.session_hash)) if shown else ""
 
     def caption_batch(self, files: list[str] | None, model: str, method: str, beam_size: float, max_length: float,
                       length_penalty: float, postprocess: list[str] | None, guide: bool = True, language: str = "en",
