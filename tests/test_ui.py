@@ -118,7 +118,7 @@ def test_batch_endpoint_table_and_downloads(server, reference, tmp_path):
     assert [re.search(r"<div>(.*?)</div>", row).group(1) for row in rows] == ["cat.jpg", "broken.png", "coffee.jpg"]
     assert [row.count('class="thumb"') for row in rows] == [1, 0, 1]  # a thumbnail for each readable photo
     assert 'class="batch-error">broken.png: not a readable image' in rows[1] and str(tmp_path) not in table
-    assert reference.caption(str(CAT)).text in rows[0] and "sentiment-" in rows[2]
+    assert reference.caption(str(CAT)).text in rows[0] and "sentiment-" in rows[2] and "Egyptian cat" in rows[0]
     assert "<th>English</th>" not in table  # no column that would stay empty
     csv_file, jsonl_file = (next(f for f in files if f.endswith(suffix)) for suffix in (".csv", ".jsonl"))
     assert re.fullmatch(r"captions-\d{8}-\d{6}-3-photos\.csv", Path(csv_file).name)  # named after the run

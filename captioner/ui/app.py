@@ -15,10 +15,11 @@ from .service import BEAM_SIZES, LENGTH_PENALTIES, MAX_LENGTHS, METHODS, NBEST_H
 
 CSS = """
 .summary { display: flex; flex-wrap: wrap; gap: 6px; }
-.badge { color: #fff; padding: 2px 10px; border-radius: 12px; font-weight: 600; }
-.tag { border: 1px solid var(--border-color-primary); border-radius: 12px; padding: 2px 10px; }
+.badge, .tag { display: inline-block; white-space: nowrap; border-radius: 12px; padding: 2px 10px; }
+.badge { color: #fff; font-weight: 600; }
+.tag { border: 1px solid var(--border-color-primary); }
 .tag small { opacity: 0.7; }
-.heatmaps { display: grid; grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)); gap: 8px; }
+.heatmaps { display: grid; grid-template-columns: repeat(auto-fill, minmax(84px, 1fr)); gap: 8px; }
 .heatmaps figure { margin: 0; }
 .heatmaps img { width: 100%; height: auto; display: block; border-radius: 4px; }
 .heatmaps figcaption { text-align: center; font-size: 0.9em; overflow-wrap: anywhere; }
@@ -31,6 +32,9 @@ CSS = """
     border-bottom: 1px solid var(--border-color-primary); }
 .batch-photo { width: 96px; font-size: 0.8em; }
 .batch-photo img.thumb { display: block; max-width: 72px; max-height: 72px; border-radius: 4px; }
+.batch-table .summary { margin-top: 6px; font-size: 0.85em; }
+.batch-table .tag { white-space: normal; }
+@media (max-width: 640px) { .batch-photo { width: 76px; } .batch-photo img.thumb { max-width: 64px; } }
 .batch-error { color: var(--error-text-color, #b91c1c); }
 /* Gradio hides "Use via API" on narrow screens, leaving a lone divider: keep the link, drop the divider. */
 footer .show-api { display: flex !important; }
@@ -67,7 +71,8 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                     clear = gr.ClearButton(value="Clear", elem_id="clear", size="sm")
                     examples = example_images()
                     if examples:
-                        gr.Examples([[path] for path in examples], inputs=[image], label="Or try one of these")
+                        gr.Examples([[path] for path in examples], inputs=[image], label="Or try one of these",
+                                    elem_id="examples")
                 with gr.Column(min_width=300):
                     caption = gr.Textbox(label="Caption", elem_id="caption", interactive=False, lines=2,
                                          buttons=["copy"])
@@ -75,19 +80,20 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                     language = gr.Dropdown(service.languages.choices(), value="en", label="Language",
                                            info="Translates the caption and the other captions it considered",
                                            elem_id="language")
-                    explain = gr.HTML(elem_id="explain")
                     nbest = gr.Dataframe(headers=NBEST_HEADERS, label="Other captions it considered", wrap=True,
                                          interactive=False, column_widths=["12%", "64%", "24%"], elem_id="nbest",
                                          buttons=["copy"])
                     gr.Markdown("Score: how likely the model finds the caption, as its log-probability per word "
                                 "(with the length penalty); closer to 0 is more likely.", elem_classes="nbest-note")
+                    explain = gr.HTML(elem_id="explain")  # what post-processors drew; empty, it sits last
             with gr.Accordion("Where the model looked, word by word", open=True, elem_id="heatmaps-panel") as panel:
                 heatmaps = gr.HTML(elem_id="heatmaps")
             with gr.Accordion("Full result (JSON)", open=False):
                 details = gr.JSON(elem_id="details", show_label=False)
 
         with gr.Tab("Batch"):
-            files = gr.File(file_count="multiple", type="filepath", label="Photos", elem_id="batch-files")
+            files = gr.File(file_count="multiple", type="filepath", label="Photos", elem_id="batch-files",
+                            height=240)
             run_batch = gr.Button("Caption all", variant="primary", elem_id="batch-button")
             table = gr.HTML(elem_id="batch-table")
             downloads = gr.File(label="Download the captions (CSV, JSON lines)", file_count="multiple",
@@ -129,7 +135,8 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
         # handler reads the upload itself, so an unreadable file gets our one-line message.
         captioned = gr.on(triggers, None, outputs=outputs, js=CLEAR_OUTPUTS_JS, queue=False).then(
             user_errors(service.caption), [image, *controls, inline_heatmaps], outputs, api_name="caption",
-            concurrency_limit=config.max_batch_size, concurrency_id="caption", preprocess=False)
+            concurrency_limit=config.max_batch_size, concurrency_id="caption", preprocess=False,
+            trigger_mode="always_last")  # a change while captioning: caption again, with the latest values
         captioned.success(service.draw_heatmaps, panel_open, heatmaps, api_visibility="private",
                           concurrency_limit=config.max_batch_size, concurrency_id="heatmaps")
         panel.expand(lambda: True, None, panel_open, api_visibility="private", queue=False).then(

@@ -1,4 +1,4 @@
-"""The batch tab's results as an HTML table: a thumbnail per photo, readable errors, only columns that say something."""
+"""The batch tab's results as an HTML table: a thumbnail per photo, readable errors, no column left empty."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PIL import Image
 
 from ..results import CaptionResult
 from .heatmap import data_uri
-from .summary import object_tags, sentiment_badges
+from .summary import summary_html
 
 THUMBNAIL_SIZE = 72
 
@@ -27,24 +27,18 @@ def thumbnail_uri(path: str) -> str | None:
 
 
 def caption_cell(result: CaptionResult) -> str:
+    """The caption with its sentiment badges and object tags under it, or the error."""
     if result.error:
         return f'<span class="batch-error">{escape(result.error)}</span>'
-    return escape(result.text or "")
+    return escape(result.text or "") + summary_html(result)
 
 
 def original_cell(result: CaptionResult) -> str:
     return escape(result.original_text or "") if result.rewritten is not None else ""
 
 
-def summary_cell(result: CaptionResult) -> str:
-    return "".join(sentiment_badges(result) + object_tags(result))
-
-
 # Optional columns: (heading, cell); a column is shown only when one of its cells has something in it.
-OPTIONAL_COLUMNS: list[tuple[str, Callable[[CaptionResult], str]]] = [
-    ("English", original_cell),
-    ("Sentiment and objects", summary_cell),
-]
+OPTIONAL_COLUMNS: list[tuple[str, Callable[[CaptionResult], str]]] = [("English", original_cell)]
 
 
 def batch_table_html(results: list[CaptionResult], thumbnails: list[str | None]) -> str:
