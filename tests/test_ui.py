@@ -82,8 +82,9 @@ def test_language_translates_the_caption_and_the_nbest_list(server, reference):
 
 def test_decoding_controls_and_postprocessors(server, reference):
     _, _, client = server
-    caption, nbest, details, _, explain, _ = client.predict(handle_file(str(COFFEE)), method="greedy", max_length=6,
-                                                         postprocess=["sentiment", "sentiment-rnn"], api_name="/caption")
+    caption, nbest, details, _, explain, _ = client.predict(
+        handle_file(str(COFFEE)), method="greedy", max_length=6, postprocess=["sentiment", "sentiment-rnn"],
+        api_name="/caption")
     expected = reference.caption(str(COFFEE), method="greedy", max_length=6)
     assert caption == expected.text and len(caption.split()) <= 6 and len(nbest["data"]) == 1
     assert details["sentiment"]["label"] in {"positive", "neutral", "negative"}

@@ -114,6 +114,8 @@ def test_the_photo_and_its_caption_are_on_the_first_screen(page, reference):
     box = page.locator("#image").bounding_box()
     assert box["y"] + 120 < viewport["height"]  # the drop zone's top and its buttons, without scrolling
     expect(page.locator("#settings input").first).not_to_be_visible()  # settings start collapsed
+    expect(page.locator("footer .show-api")).to_be_visible()  # Gradio hides it on phones
+    expect(page.locator("#apis a")).to_have_attribute("href", "v1/docs")
     page.locator("#image input[type=file]").set_input_files(str(CAT))
     expect(page.locator("#caption textarea")).to_have_value(reference.caption(str(CAT)).text, timeout=60_000)
     expect(page.locator("#heatmaps figure").first).to_be_visible(timeout=60_000)

@@ -124,6 +124,8 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
             inline_heatmaps = gr.Checkbox(False, visible=False, label="heatmaps")
         status = gr.Markdown(status_line, elem_id="status")
         about_note = gr.Markdown(about, elem_id="about")
+        gr.Markdown("From code: the [HTTP API](v1/docs) (`POST /v1/caption`), or Gradio's (*Use via API*, below).",
+                    elem_id="apis")
 
         outputs = [caption, nbest, details, summary, explain, heatmaps]
         panel_open = gr.State(True)

@@ -144,7 +144,8 @@ def caption_upload(service: CaptionService, data: bytes, name: str, form: Captio
     line = result.to_dict()
     if form.heatmaps:
         maps = AttentionMaps.of(pixels, result.candidates[0], captioner.encoder_config)
-        line["heatmaps"] = [{"word": word, "image": data_uri(picture)} for picture, word in maps.overlays()] if maps else []
+        overlays = maps.overlays() if maps else []
+        line["heatmaps"] = [{"word": word, "image": data_uri(picture)} for picture, word in overlays]
     return line
 
 
