@@ -109,6 +109,15 @@ def test_a_bad_upload_is_a_one_line_error(server, tmp_path):
     assert caption
 
 
+def test_the_pixel_limit_is_told_without_the_operators_hint(server, monkeypatch):
+    _, _, client = server
+    monkeypatch.setenv("CAPTIONER_MAX_PIXELS", "1000")  # read per image, by this process's server
+    with pytest.raises(AppError) as raised:
+        client.predict(handle_file(str(CAT)), api_name="/caption")
+    assert re.search(r"cat\.jpg: \d+x\d+ is 0 megapixels, above the limit of 0\.001$", str(raised.value))
+    assert "CAPTIONER_MAX_PIXELS" not in str(raised.value)
+
+
 def test_batch_endpoint_table_and_downloads(server, reference, tmp_path):
     _, _, client = server
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")

@@ -14,6 +14,7 @@ import torch
 
 from ..captioner import Captioner
 from ..images import load_image
+from ..postprocessing import list_postprocessor_specs
 from ..results import CaptionResult
 from .about import about_model
 from .batch_table import batch_table_html, thumbnail_uri
@@ -97,7 +98,7 @@ class RecentMaps:
 
 
 def run_name(count: int) -> str:
-    """A download's name for a batch run: when it ran and how many photos, e.g. ``captions-20261127-1734-12-photos``."""
+    """A download's name for a batch run: when it ran and how many photos, e.g. ``captions-20261127-173401-12-photos``."""
     return f"captions-{time.strftime('%Y%m%d-%H%M%S')}-{count}-photo{'s' if count != 1 else ''}"
 
 
@@ -105,8 +106,6 @@ class CaptionService:
     """The loaded models, the shared batcher, and the functions behind the page and the APIs."""
 
     def __init__(self, config: UIConfig) -> None:
-        from ..postprocessing import list_postprocessor_specs
-
         self.config = config
         self.pool = ModelPool(find_models(config.models), device=config.device)
         self.pool.get(self.pool.default)  # load the default model before the first visitor
