@@ -16,7 +16,7 @@ import pytest
 
 from captioner import Captioner
 from captioner.ui import UIConfig
-from ui_server import running_app
+from ui_server import running_app, wait_until
 
 CHROMIUM = os.environ.get("CAPTIONER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +59,11 @@ def page(request, server, browser):
     page.goto(server[0])
     yield page
     page.close()
+
+
+def laptop_only(page) -> None:
+    if page.viewport_size["width"] < 600:
+        pytest.skip("the same controls as on a laptop; once is enough")
 
 
 def screenshot(page, name: str, full_page: bool) -> None:
@@ -107,6 +112,31 @@ def test_choosing_a_photo_captions_it_and_a_second_replaces_every_output(page, s
     assert "cat" not in page.locator("#nbest").inner_text() and "cat.jpg" not in page.locator("#details").inner_text()
 
 
+def test_a_photo_chosen_while_another_is_captioned_is_the_only_one_shown(page, server, reference):
+    from playwright.sync_api import expect
+
+    laptop_only(page)
+    service = server[1].captioner_service
+    captioner = service.pool.get(service.pool.default)
+    entered, held, real = threading.Event(), threading.Event(), captioner.caption
+    captioner.caption = lambda *args, **kwargs: (entered.set(), held.wait(60), real(*args, **kwargs))[2]
+    # Every value the caption box takes, as the browser shows it.
+    page.evaluate("""() => { window.shown = []; setInterval(() => {
+        const box = document.querySelector('#caption textarea');
+        if (box && window.shown[window.shown.length - 1] !== box.value) window.shown.push(box.value); }, 5); }""")
+    try:
+        page.locator("#image input[type=file]").set_input_files(str(CAT))
+        assert entered.wait(60)  # the cat is being captioned (held)
+        page.locator("#examples button.gallery-item").filter(has=page.locator("img[src$='coffee.jpg']")).click()
+        wait_until(lambda: service.batcher._queue.qsize() >= 1)  # and the coffee waits for it
+    finally:
+        held.set()
+        captioner.caption = real
+    coffee = reference.caption(str(COFFEE), postprocess=["sentiment"]).text
+    expect(page.locator("#caption textarea")).to_have_value(coffee, timeout=60_000)
+    assert reference.caption(str(CAT)).text not in page.evaluate("window.shown")  # overtaken: never shown
+
+
 def test_the_photo_and_its_caption_are_on_the_first_screen(page, reference):
     from playwright.sync_api import expect
 
@@ -139,11 +169,6 @@ def test_a_broken_file_shows_its_error_when_chosen(page, tmp_path):
     page.locator("#image input[type=file]").set_input_files(str(bad))
     expect(page.get_by_text("holiday.jpg: not a readable image")).to_be_visible(timeout=30_000)
     expect(page.locator("#caption textarea")).to_have_value("")
-
-
-def laptop_only(page) -> None:
-    if page.viewport_size["width"] < 600:
-        pytest.skip("the same controls as on a laptop; once is enough")
 
 
 def test_post_processors_and_their_explanations(page, reference):

@@ -120,7 +120,7 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
                                       label="Post-processors (in order)", allow_custom_value=True,
                                       info="Run on each caption: sentiment is shown as a badge; translations "
                                            "are better chosen with Language")
-            # Not on the page: API callers set it to get heat maps inline; the page draws them separately below.
+            # Not on the page: API callers set it to get heat maps inline; the page draws them after the caption.
             inline_heatmaps = gr.Checkbox(False, visible=False, label="heatmaps")
         status = gr.Markdown(status_line, elem_id="status")
         about_note = gr.Markdown(about, elem_id="about")
@@ -135,10 +135,16 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
         # Not Gradio's batch=True: there one bad input fails every request batched with it. Requests run
         # concurrently and captioner.ui.batcher joins them into one forward pass. preprocess=False: the
         # handler reads the upload itself, so an unreadable file gets our one-line message.
+        caption_events = dict(concurrency_limit=config.max_batch_size, concurrency_id="caption", preprocess=False)
+        # The API endpoint (and MCP tool): a trigger the page does not show, so API callers are not page sessions.
+        api_trigger = gr.Button(visible=False)
+        api_trigger.click(user_errors(service.caption), [image, *controls, inline_heatmaps], outputs,
+                          api_name="caption", **caption_events)
+        # The page: every output cleared in the browser the moment the photo or a setting changes, then captioned;
+        # a request overtaken by a newer one shows nothing (captioner.ui.service.PageSessions).
         captioned = gr.on(triggers, None, outputs=outputs, js=CLEAR_OUTPUTS_JS, queue=False).then(
-            user_errors(service.caption), [image, *controls, inline_heatmaps], outputs, api_name="caption",
-            concurrency_limit=config.max_batch_size, concurrency_id="caption", preprocess=False,
-            trigger_mode="always_last")  # a change while captioning: caption again, with the latest values
+            user_errors(service.caption_for_page), [image, *controls], outputs, api_visibility="private",
+            trigger_mode="multiple", **caption_events)
         captioned.success(service.draw_heatmaps, panel_open, heatmaps, api_visibility="private",
                           concurrency_limit=config.max_batch_size, concurrency_id="heatmaps")
         panel.expand(lambda: True, None, panel_open, api_visibility="private", queue=False).then(

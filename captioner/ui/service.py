@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -74,27 +75,41 @@ def upload_path(upload: Any) -> tuple[str, str]:
     raise user_error("no image: upload, paste or take a photo first")
 
 
-class RecentMaps:
-    """The heat-map sources of the latest caption of each of the last ``keep`` sessions.
+class PageSessions:
+    """Per visitor of the page (a Gradio session): which caption request came last, and its heat-map source.
 
-    Kept here rather than in a ``gr.State``: Gradio 6.31's MCP server fails on tools that return a State.
+    A request overtaken by a newer one from the same page shows nothing, so an old photo's caption never
+    appears beside a new photo. Kept here rather than in a ``gr.State``: Gradio 6.31's MCP server fails on
+    tools that return a State.
     """
 
-    def __init__(self, keep: int = 128) -> None:
-        self._maps: OrderedDict[str, AttentionMaps | None] = OrderedDict()
+    def __init__(self, keep: int = 256) -> None:
+        self._latest: OrderedDict[str, tuple[int, AttentionMaps | None]] = OrderedDict()
+        self._tokens = itertools.count()
         self._keep = keep
         self._lock = threading.Lock()
 
-    def put(self, session: str, maps: AttentionMaps | None) -> None:
+    def start(self, session: str) -> int:
+        """Note a new request from ``session``; its token."""
         with self._lock:
-            self._maps[session] = maps
-            self._maps.move_to_end(session)
-            while len(self._maps) > self._keep:
-                self._maps.popitem(last=False)
+            token = next(self._tokens)
+            self._latest[session] = (token, None)
+            self._latest.move_to_end(session)
+            while len(self._latest) > self._keep:
+                self._latest.popitem(last=False)
+            return token
 
-    def get(self, session: str) -> AttentionMaps | None:
+    def finish(self, session: str, token: int, maps: AttentionMaps | None) -> bool:
+        """Keep ``maps`` if request ``token`` is still the session's latest; say whether it is."""
         with self._lock:
-            return self._maps.get(session)
+            latest = self._latest.get(session, (None, None))[0] == token
+            if latest:
+                self._latest[session] = (token, maps)
+            return latest
+
+    def maps(self, session: str) -> AttentionMaps | None:
+        with self._lock:
+            return self._latest.get(session, (None, None))[1]
 
 
 def run_name(count: int) -> str:
@@ -113,7 +128,7 @@ class CaptionService:
         self.files = OutputFiles()
         self.specs = list_postprocessor_specs()
         self.languages = Languages.from_specs(self.specs)
-        self.maps = RecentMaps()
+        self.sessions = PageSessions()
 
     def close(self) -> None:
         self.batcher.close()
@@ -134,12 +149,12 @@ class CaptionService:
 
     def caption(self, image: dict[str, Any] | None, model: str, method: str, beam_size: float, max_length: float,
                 length_penalty: float, postprocess: list[str] | None, guide: bool = True, language: str = "en",
-                heatmaps: bool = False, request: gr.Request | None = None):
+                heatmaps: bool = False):
         """Caption one photo: the caption, the n-best list, the full result, badges and tags (sentiment, the
         objects the encoder recognises), post-processor outputs drawn as HTML, and heat maps if asked for.
 
         Args:
-            image: the photo (a file, or an http(s) URL for MCP clients); none gives empty outputs.
+            image: the photo (a file, or an http(s) URL for MCP clients).
             model: which served model captions it.
             method: beam, greedy or sample.
             beam_size: beam width (and length of the n-best list).
@@ -150,10 +165,34 @@ class CaptionService:
             language: the language of the caption and the n-best list ("en", "es", ...).
             heatmaps: also draw where the model looked for each word (HTML with inline images).
         """
-        session = request.session_hash if request else None
-        if image is None:  # the page cleared its image
-            self.maps.put(session or "", None)
-            return "", [], None, "", "", ""
+        outputs, maps = self.page_outputs(image, model, method, beam_size, max_length, length_penalty, postprocess,
+                                          guide, language)
+        return (*outputs, heatmaps_html(maps) if heatmaps else "")
+
+    def caption_for_page(self, image: dict[str, Any] | None, model: str, method: str, beam_size: float,
+                         max_length: float, length_penalty: float, postprocess: list[str] | None, guide: bool,
+                         language: str, request: gr.Request):
+        """The page's caption event: as :meth:`caption`, the heat maps drawn later (:meth:`draw_heatmaps`), no
+        image giving empty outputs, and nothing shown (not even an error) once a newer request has started."""
+        token = self.sessions.start(request.session_hash)
+        outputs: tuple = ("", [], None, "", "")
+        maps = None
+        try:
+            if image is not None:
+                outputs, maps = self.page_outputs(image, model, method, beam_size, max_length, length_penalty,
+                                                  postprocess, guide, language)
+        except Exception:
+            if self.sessions.finish(request.session_hash, token, None):
+                raise
+            return tuple(gr.skip() for _ in range(len(outputs) + 1))
+        if not self.sessions.finish(request.session_hash, token, maps):
+            return tuple(gr.skip() for _ in range(len(outputs) + 1))
+        return (*outputs, "")
+
+    def page_outputs(self, image: dict[str, Any] | None, model: str, method: str, beam_size: float,
+                     max_length: float, length_penalty: float, postprocess: list[str] | None, guide: bool,
+                     language: str) -> tuple[tuple, AttentionMaps | None]:
+        """Caption, n-best rows, result, badges and tags, drawn post-processor outputs; and the heat-map source."""
         path, name = upload_path(image)  # the event skips Gradio's preprocessing: our loader explains bad files
         options = page_options(method, beam_size, max_length, length_penalty, guide)
         target = self.languages.spec(language)
@@ -166,14 +205,12 @@ class CaptionService:
         nbest = [[rank, text, round(candidate.score, 2)]
                  for rank, (text, candidate) in enumerate(zip(texts, result.candidates), 1)]
         maps = AttentionMaps.of(pixels, result.candidates[0], captioner.encoder_config)
-        if session:
-            self.maps.put(session, maps)
-        return (result.text, nbest, result.to_dict(), summary_html(result), explanations_html(result.extras),
-                heatmaps_html(maps) if heatmaps else "")
+        outputs = (result.text, nbest, result.to_dict(), summary_html(result), explanations_html(result.extras))
+        return outputs, maps
 
     def draw_heatmaps(self, shown: bool, request: gr.Request) -> str:
         """The page's heat maps for its last caption, drawn only while their panel is open."""
-        return heatmaps_html(self.maps.get(request.session_hash)) if shown else ""
+        return heatmaps_html(self.sessions.maps(request.session_hash)) if shown else ""
 
     def caption_batch(self, files: list[str] | None, model: str, method: str, beam_size: float, max_length: float,
                       length_penalty: float, postprocess: list[str] | None, guide: bool = True, language: str = "en",
