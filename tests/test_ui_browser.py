@@ -210,15 +210,31 @@ def test_language_translates_the_caption_and_the_other_captions(page, reference)
         expect(nbest).not_to_contain_text(candidate.text)  # translated, every one
 
 
-def test_the_batch_tab_shows_thumbnails_errors_and_progress(page, tmp_path):
+def test_the_batch_tab_shows_thumbnails_errors_and_progress(page, server, tmp_path):
     from playwright.sync_api import expect
 
     laptop_only(page)
     bad = tmp_path / "notes.png"
     bad.write_text("not a photo")
-    page.get_by_role("tab", name="Batch").click()
-    page.locator("#batch-files input[type=file]").set_input_files([str(CAT), str(bad), str(COFFEE)])
-    page.locator("#batch-button").click()
+    service = server[1].captioner_service
+    captioner = service.pool.get(service.pool.default)
+    release, real = threading.Event(), captioner.caption_stream
+
+    def held_after_the_first(*args, **kwargs):
+        for index, result in enumerate(real(*args, **kwargs)):
+            yield result
+            if index == 0:
+                assert release.wait(60)
+
+    captioner.caption_stream = held_after_the_first
+    try:
+        page.get_by_role("tab", name="Batch").click()
+        page.locator("#batch-files input[type=file]").set_input_files([str(CAT), str(bad), str(COFFEE)])
+        page.locator("#batch-button").click()
+        expect(page.get_by_text("1 of 3 photos").first).to_be_visible(timeout=60_000)  # real progress
+    finally:
+        release.set()
+        captioner.caption_stream = real
     expect(page.locator("#batch-table .batch-count")).to_have_text("3 photos, 1 could not be read", timeout=60_000)
     expect(page.locator("#batch-table img.thumb")).to_have_count(2)
     expect(page.locator("#batch-table .batch-error")).to_contain_text("notes.png: not a readable image")
