@@ -235,8 +235,8 @@ def plugins(as_json: bool) -> None:
 @click.option("--max-batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Concurrent requests captioned in one forward pass.")
 def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> None:
-    """Start the web interface (Gradio), with the shipped default model unless --model is given."""
-    from .ui import UIConfig, build_app
+    """Start the web interface (Gradio, and the HTTP API at /v1), with the shipped default model unless --model is given."""
+    from .ui import UIConfig, build_app, launch
 
     config = UIConfig(models=models, device=device, queue_size=queue_size, max_batch_size=max_batch_size)
     try:
@@ -244,8 +244,7 @@ def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> No
     except CaptionerError as error:
         raise CommandError(str(error)) from None
     try:
-        app.launch(server_name=host, server_port=port, share=share, mcp_server=mcp,
-                   max_file_size=config.max_file_size, footer_links=["api"])
+        launch(app, server_name=host, server_port=port, share=share, mcp_server=mcp)
     finally:
         app.captioner_service.close()
 

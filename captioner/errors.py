@@ -28,6 +28,10 @@ class ImageError(CaptionerError):
     """An input image could not be read; the message names the image and the reason."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than this process accepts (``CAPTIONER_MAX_PIXELS``)."""
+
+
 class PostProcessError(CaptionerError):
     """A post-processor was asked for with a bad option, or what it needs is missing."""
 

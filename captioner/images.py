@@ -16,11 +16,12 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .encoder import EncoderConfig
-from .errors import ImageError, one_line
+from .errors import ImageError, ImageTooLargeError, one_line
 
 ImageInput = Union[str, PathLike, bytes, bytearray, Image.Image, np.ndarray, torch.Tensor]
 
 DEFAULT_MAX_PIXELS = 100_000_000
+PIXEL_LIMIT_HINT = " (set CAPTIONER_MAX_PIXELS to change it)"  # for operators; web pages leave it out
 # Sizes are checked by check_pixel_limit (with a clearer message); Pillow's own warning would only repeat it.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -31,9 +32,9 @@ def max_pixels() -> int:
     return int(raw) if raw.strip().isdigit() and int(raw) > 0 else DEFAULT_MAX_PIXELS
 
 
-def too_many_pixels(name: str, pixels: int, size: str = "") -> ImageError:
-    return ImageError(f"{name}: {size}{' is ' if size else ''}{pixels / 1e6:.0f} megapixels, above the limit of "
-                      f"{max_pixels() / 1e6:g} (set CAPTIONER_MAX_PIXELS to change it)")
+def too_many_pixels(name: str, pixels: int, size: str = "") -> ImageTooLargeError:
+    return ImageTooLargeError(f"{name}: {size}{' is ' if size else ''}{pixels / 1e6:.0f} megapixels, above the limit "
+                              f"of {max_pixels() / 1e6:g}{PIXEL_LIMIT_HINT}")
 
 
 def check_pixel_limit(size: tuple[int, int], name: str) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
-from captioner.ui import UIConfig, build_app
+from captioner.ui import UIConfig, build_app, launch
 
 
 def free_port() -> int:
@@ -16,14 +18,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(config: UIConfig | None = None, **launch) -> Iterator[tuple[str, object]]:
+def running_app(config: UIConfig | None = None, **options) -> Iterator[tuple[str, object]]:
     """``(url, app)`` for a server on 127.0.0.1; closed (with its temporary files) on exit."""
     config = config or UIConfig(device="cpu")
     app = build_app(config)
     try:
-        _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                               quiet=True, max_file_size=config.max_file_size, **launch)
+        _, url, _ = launch(app, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                           quiet=True, **options)
         yield url, app
     finally:
         app.close()
         app.captioner_service.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Return once ``condition()`` holds (checked every 20 ms); fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {condition}")
+        threading.Event().wait(0.02)

@@ -1,4 +1,4 @@
-"""Files the app hands to Gradio (batch CSV/JSON lines, heat maps), kept in one folder it owns and removes."""
+"""Files the app hands to Gradio (the batch tab's CSV and JSON lines), kept in one folder it owns and removes."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from ..results import CaptionResult
 CSV_COLUMNS = ["image", "caption", "score", "error", "original_caption", "objects", "postprocessing"]
 
 
-def table_row(result: CaptionResult) -> dict[str, Any]:
-    """A flat row: the caption (or error), the recognised objects and the post-processors' outputs as JSON."""
+def csv_row(result: CaptionResult) -> dict[str, Any]:
+    """A flat CSV row: the caption (or error), the recognised objects and the post-processors' outputs as JSON."""
     data = result.to_dict()
     extras = {**result.extras, **({"postprocess_errors": result.postprocess_errors} if result.postprocess_errors else {})}
     return {
@@ -38,7 +38,7 @@ def to_csv(results: list[CaptionResult]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
     writer.writeheader()
-    writer.writerows(table_row(result) for result in results)
+    writer.writerows(csv_row(result) for result in results)
     return buffer.getvalue()
 
 
@@ -70,9 +70,9 @@ class OutputFiles:
                 shutil.rmtree(self._folders.popleft(), ignore_errors=True)
         return [str(folder / name) for name in files]
 
-    def write_results(self, results: list[CaptionResult]) -> list[str]:
-        """``[captions.csv, captions.jsonl]`` for a batch of results."""
-        return self.write({"captions.csv": to_csv(results).encode(), "captions.jsonl": to_jsonl(results).encode()})
+    def write_results(self, results: list[CaptionResult], stem: str) -> list[str]:
+        """``[STEM.csv, STEM.jsonl]`` for a batch of results."""
+        return self.write({f"{stem}.csv": to_csv(results).encode(), f"{stem}.jsonl": to_jsonl(results).encode()})
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
