@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterator
 import click
 from tqdm import tqdm
 
-from .decoding.options import METHODS
+from .methods import METHODS
 from .errors import CaptionerError
 
 if TYPE_CHECKING:  # for annotations only: commands import what they need when they run

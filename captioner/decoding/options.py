@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 
+from ..methods import METHODS, Method
 
-Method = Literal["beam", "greedy", "sample"]
-METHODS: tuple[str, ...] = get_args(Method)
+
 
 
 @dataclass(frozen=True)

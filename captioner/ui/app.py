@@ -11,7 +11,7 @@ from ..images import IMAGE_EXTENSIONS
 from ..models import shipped_assets_dir
 from .http_api import http_api
 from .messages import user_errors
-from ..decoding.options import METHODS
+from ..methods import METHODS
 from .service import BEAM_SIZES, LENGTH_PENALTIES, MAX_LENGTHS, NBEST_HEADERS, CaptionService, UIConfig
 
 CSS = """

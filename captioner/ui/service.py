@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import gradio as gr
 import torch
 
-from ..decoding.options import METHODS
+from ..methods import METHODS
 from ..captioner import Captioner
 from ..images import load_image
 from ..postprocessing import list_postprocessor_specs
