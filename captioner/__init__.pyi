@@ -1,40 +1,67 @@
 """What ``import captioner`` offers; read by type checkers, and by ``lazy_loader`` to load each name on first use."""
 
-from .captioner import Captioner, CaptionModel
-from .decoder import Decoder, DecoderStep, StepDecoder
-from .decoding import DecodingOptions, Hypothesis
-from .encoder import Encoder, EncoderConfig, EncoderOutput, FeatureMapEncoder
-from .errors import (
-    CaptionerError,
-    ImageError,
-    ModelLoadError,
-    PluginError,
-    PostProcessError,
-    UnknownNameError,
-    WeightsUnavailableError,
+from .captioner import (
+    Captioner as Captioner,
+    CaptionModel as CaptionModel,
 )
-from .hookspecs import hookimpl
-from .objects import RecognizedObject
-from .plugins import load_plugins
+from .decoder import (
+    Decoder as Decoder,
+    DecoderStep as DecoderStep,
+    StepDecoder as StepDecoder,
+)
+from .decoding import (
+    DecodingOptions as DecodingOptions,
+    Hypothesis as Hypothesis,
+)
+from .encoder import (
+    Encoder as Encoder,
+    EncoderConfig as EncoderConfig,
+    EncoderOutput as EncoderOutput,
+    FeatureMapEncoder as FeatureMapEncoder,
+)
+from .errors import (
+    CaptionerError as CaptionerError,
+    ImageError as ImageError,
+    ModelLoadError as ModelLoadError,
+    PluginError as PluginError,
+    PostProcessError as PostProcessError,
+    UnknownNameError as UnknownNameError,
+    WeightsUnavailableError as WeightsUnavailableError,
+)
+from .hookspecs import (
+    hookimpl as hookimpl,
+)
+from .objects import (
+    RecognizedObject as RecognizedObject,
+)
+from .plugins import (
+    load_plugins as load_plugins,
+)
 from .postprocessing import (
-    PostProcessingChain,
-    PostProcessor,
-    PostProcessorInfo,
-    Rewrite,
-    create_postprocessor,
-    describe_postprocessors,
-    list_postprocessor_specs,
+    PostProcessingChain as PostProcessingChain,
+    PostProcessor as PostProcessor,
+    PostProcessorInfo as PostProcessorInfo,
+    Rewrite as Rewrite,
+    create_postprocessor as create_postprocessor,
+    describe_postprocessors as describe_postprocessors,
+    list_postprocessor_specs as list_postprocessor_specs,
 )
 from .registry import (
-    create_decoder,
-    create_encoder,
-    get_encoder_config,
-    get_plugins,
-    list_decoders,
-    list_encoders,
-    list_postprocessors,
+    create_decoder as create_decoder,
+    create_encoder as create_encoder,
+    get_encoder_config as get_encoder_config,
+    get_plugins as get_plugins,
+    list_decoders as list_decoders,
+    list_encoders as list_encoders,
+    list_postprocessors as list_postprocessors,
 )
-from .results import Candidate, CaptionResult
-from .vocab import Vocabulary, tokenize
+from .results import (
+    Candidate as Candidate,
+    CaptionResult as CaptionResult,
+)
+from .vocab import (
+    Vocabulary as Vocabulary,
+    tokenize as tokenize,
+)
 
 __version__: str

@@ -7,7 +7,7 @@ becomes an error row naming it, and the other lines go on.
 from __future__ import annotations
 
 import json
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .results import CaptionResult
 

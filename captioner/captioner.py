@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
+from os import PathLike
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, overload
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from .decoder import Decoder, check_decoder_step
@@ -17,8 +20,8 @@ from .device import pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError, describe_exception
 from .images import ImageInput
-from .loading import BatchLoader
 from .labelset import load_label_set
+from .loading import BatchLoader
 from .modelfile import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
 from .models import resolve_model
 from .objects import ObjectWords, RecognizedObject, fix_articles
@@ -26,6 +29,8 @@ from .postprocessing import PostProcessingChain
 from .registry import create_decoder, create_encoder, decoders, encoders
 from .results import Candidate, CaptionResult
 from .vocab import Vocabulary
+
+SingleImage = str | PathLike | bytes | bytearray | Image.Image  # one image; an array or tensor may be a batch
 
 
 class CaptionModel(nn.Module):
@@ -142,7 +147,7 @@ class Captioner:
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | Path | None = None, *, device: str | torch.device | None = None
-    ) -> "Captioner":
+    ) -> Captioner:
         """Load a model folder, or a shipped model by name (the default model if None)."""
         folder = resolve_model(name_or_path)
         config = read_config(folder)
@@ -175,6 +180,18 @@ class Captioner:
         return cls(encoder, decoder, vocab, device=device, decoding=decoding, metadata=config.metadata)
 
     # -- captioning ---------------------------------------------------------------------
+
+    @overload
+    def caption(self, images: SingleImage, *, batch_size: int = 32, postprocess: Sequence[str] = (),
+                **decoding: Any) -> CaptionResult: ...
+
+    @overload
+    def caption(self, images: list[ImageInput] | tuple[ImageInput, ...], *, batch_size: int = 32,
+                postprocess: Sequence[str] = (), **decoding: Any) -> list[CaptionResult]: ...
+
+    @overload
+    def caption(self, images: np.ndarray | torch.Tensor, *, batch_size: int = 32, postprocess: Sequence[str] = (),
+                **decoding: Any) -> CaptionResult | list[CaptionResult]: ...  # a 4-D array is a batch
 
     def caption(
         self,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
 
-from .methods import METHODS
 from .errors import CaptionerError
+from .methods import METHODS
 
 if TYPE_CHECKING:  # for annotations only: commands import what they need when they run
     from .captioner import Captioner

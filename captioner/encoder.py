@@ -48,7 +48,7 @@ class EncoderConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
+    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
         values = dict(data)
         for key in ("input_size", "mean", "std"):
             values[key] = tuple(values[key])
@@ -63,11 +63,11 @@ class EncoderOutput(NamedTuple):
     grid: torch.Tensor | None
     class_logits: torch.Tensor | None = None
 
-    def rows(self, index: slice | torch.Tensor | list[int]) -> "EncoderOutput":
+    def rows(self, index: slice | torch.Tensor | list[int]) -> EncoderOutput:
         """The features of some images, e.g. ``features.rows(slice(i, i + 1))`` for image ``i``."""
         return EncoderOutput(*(None if value is None else value[index] for value in self))
 
-    def float(self) -> "EncoderOutput":
+    def float(self) -> EncoderOutput:
         """The same features in float32 (after mixed-precision encoding)."""
         return EncoderOutput(*(None if value is None else value.float() for value in self))
 
@@ -104,7 +104,7 @@ class Encoder(nn.Module):
         """The network's stages from input to output (fine-tuning unfreezes the last few)."""
         return list(self.children())
 
-    def fused_for_inference(self) -> "Encoder | None":
+    def fused_for_inference(self) -> Encoder | None:
         """A faster copy for inference only (e.g. BatchNorm folded into convolutions), or None.
 
         The copy must give the same features as ``self`` in eval mode; ``self`` is
@@ -143,7 +143,7 @@ class FeatureMapEncoder(Encoder):
             activations = stage(activations)
         return self._output(activations)
 
-    def fused_for_inference(self) -> "Encoder | None":
+    def fused_for_inference(self) -> Encoder | None:
         """Uses the trunk's own ``fused_for_inference()`` if it has one."""
         fuse = getattr(self.trunk, "fused_for_inference", None)
         trunk = fuse() if callable(fuse) else None

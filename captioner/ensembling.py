@@ -52,7 +52,7 @@ def ensemble_models(folders: list[str | Path], device: str | None = "cpu") -> Ca
         members += _members(other)
     decoder = create_decoder(
         ENSEMBLE_DECODER, vocab_size=len(first.vocab), feature_dim=first.encoder.config.feature_dim,
-        members=[{"decoder": getattr(m, "registered_name"), "hparams": m.hparams} for m in members],
+        members=[{"decoder": m.registered_name, "hparams": m.hparams} for m in members],
     )
     for target, member in zip(decoder.members, members):
         target.load_state_dict(member.state_dict())

@@ -8,7 +8,7 @@ import re
 import warnings
 from os import PathLike
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .encoder import EncoderConfig
 from .errors import ImageError, ImageTooLargeError, one_line
 
-ImageInput = Union[str, PathLike, bytes, bytearray, Image.Image, np.ndarray, torch.Tensor]
+ImageInput = str | PathLike | bytes | bytearray | Image.Image | np.ndarray | torch.Tensor
 
 DEFAULT_MAX_PIXELS = 100_000_000
 PIXEL_LIMIT_HINT = " (set CAPTIONER_MAX_PIXELS to change it)"  # for operators; web pages leave it out

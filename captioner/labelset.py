@@ -47,7 +47,7 @@ class LabelSet:
         return len(self.wnids)
 
     @classmethod
-    def from_json(cls, data: dict) -> "LabelSet":
+    def from_json(cls, data: dict) -> LabelSet:
         classes = data["classes"]
         return cls(
             name=data["name"],

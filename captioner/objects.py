@@ -83,7 +83,7 @@ class ObjectWords:
         return len(self.tokens) - self.sources.numel()
 
     @classmethod
-    def match(cls, label_set: LabelSet, vocab: Vocabulary, open_vocabulary: bool = True) -> "ObjectWords":
+    def match(cls, label_set: LabelSet, vocab: Vocabulary, open_vocabulary: bool = True) -> ObjectWords:
         covered = label_set.classes_under()
         tokens = list(vocab.tokens)
         index = {token: i for i, token in enumerate(tokens)}

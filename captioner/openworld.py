@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .errors import CaptionerError
 
@@ -84,7 +84,7 @@ class NounSlots:
     after: frozenset[str]
 
     @classmethod
-    def learn(cls, captions: Iterable[str], is_noun) -> "NounSlots":
+    def learn(cls, captions: Iterable[str], is_noun) -> NounSlots:
         """From reference captions, with ``is_noun(word)`` telling nouns (e.g. ``LabelSet.is_noun``)."""
         tokenized = [words(c) for c in captions]
         frequency = Counter(w for c in tokenized for w in c if is_noun(w))

@@ -4,8 +4,9 @@ what each plugin registered (``get_plugins``, shown by ``captioner plugins``).""
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import CaptionerError, PluginError, UnknownNameError, describe_exception
 from .plugins import (
@@ -52,6 +53,22 @@ class Registry:
             self._entries = self._collect()
         return self._entries
 
+    def _registrar(self, plugin: str, pending: dict[str, Entry]) -> Callable[..., None]:
+        """The ``register`` function one plugin's hook is called with; it checks and collects into ``pending``."""
+
+        def register(name: str, factory: Callable[..., Any], config: Any = None) -> None:
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"{self.kind} names must be non-empty strings, got {name!r}")
+            if not callable(factory):
+                raise PluginError(f"{self.kind} {name!r}: factory {factory!r} is not callable")
+            if self.needs_config and config is None:
+                raise PluginError(f"{self.kind} {name!r} was registered without a config")
+            if name in pending:
+                raise PluginError(f"{self.kind} {name!r} is registered twice")
+            pending[name] = Entry(name, factory, plugin, config)
+
+        return register
+
     def _collect(self) -> dict[str, Entry]:
         """Ask every plugin's hook; settle names claimed by several plugins (see :func:`keeper`)."""
         claims: dict[str, list[Entry]] = {}
@@ -60,20 +77,8 @@ class Registry:
         for impl in hook.get_hookimpls():
             plugin = impl.plugin_name
             pending: dict[str, Entry] = {}
-
-            def register(name: str, factory: Callable[..., Any], config: Any = None) -> None:
-                if not isinstance(name, str) or not name:
-                    raise PluginError(f"{self.kind} names must be non-empty strings, got {name!r}")
-                if not callable(factory):
-                    raise PluginError(f"{self.kind} {name!r}: factory {factory!r} is not callable")
-                if self.needs_config and config is None:
-                    raise PluginError(f"{self.kind} {name!r} was registered without a config")
-                if name in pending:
-                    raise PluginError(f"{self.kind} {name!r} is registered twice")
-                pending[name] = Entry(name, factory, plugin, config)
-
             try:
-                impl.function(register=register)
+                impl.function(register=self._registrar(plugin, pending))
             except Exception as error:
                 record_plugin_error(plugin, f"{self.hook_name}: {describe_exception(error)}")
                 continue

@@ -70,12 +70,12 @@ class CaptionResult:
         return self.candidates[0].score if self.candidates else None
 
     @classmethod
-    def from_text(cls, image: str, text: str) -> "CaptionResult":
+    def from_text(cls, image: str, text: str) -> CaptionResult:
         """A caption given as plain text (no scores), named ``image`` (e.g. ``captions.txt:3``)."""
         return cls(image, [Candidate(text, text.split(), None, None, True)])
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CaptionResult":
+    def from_dict(cls, data: dict[str, Any]) -> CaptionResult:
         """Read back what :meth:`to_dict` wrote; other fields (post-processor outputs) go to ``extras``.
 
         Raises ``ValueError`` naming the first field that is missing or of the wrong type.

@@ -15,9 +15,9 @@ PYTEST_DONT_REWRITE (it holds fixtures, not assertions, and may be imported firs
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pytest

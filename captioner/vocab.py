@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
@@ -48,11 +48,11 @@ class Vocabulary:
         return [self.pad_id, self.start_id] + ([self.unk_id] if unk else [])
 
     @classmethod
-    def from_words(cls, words: Iterable[str]) -> "Vocabulary":
+    def from_words(cls, words: Iterable[str]) -> Vocabulary:
         return cls(SPECIALS + tuple(words))
 
     @classmethod
-    def build(cls, captions: Iterable[str], min_count: int = 5) -> "Vocabulary":
+    def build(cls, captions: Iterable[str], min_count: int = 5) -> Vocabulary:
         """Words seen at least ``min_count`` times, most frequent first (ties alphabetical)."""
         counts = Counter(token for caption in captions for token in tokenize(caption))
         words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
@@ -90,7 +90,7 @@ class Vocabulary:
         return {"tokens": list(self.tokens)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Vocabulary":
+    def from_json(cls, data: dict) -> Vocabulary:
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise ValueError('vocabulary JSON must be an object with a "tokens" list')
         if not all(isinstance(t, str) for t in data["tokens"]):

@@ -102,7 +102,7 @@ class EfficientNetTrunk(nn.Module):
         return self.net.forward_features(images)
 
     @torch.no_grad()
-    def fused_for_inference(self) -> "EfficientNetTrunk":
+    def fused_for_inference(self) -> EfficientNetTrunk:
         """A copy with every BatchNorm folded into the convolution before it (about 1.3x faster on a CPU)."""
         fused = copy.deepcopy(self).eval()
         net = fused.net

@@ -9,7 +9,8 @@ ships with the package (``assets/postprocessors/sentiment-rnn``);
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from captioner import CaptionResult, PostProcessor, hookimpl
 from captioner.errors import ModelLoadError, PostProcessError

@@ -7,8 +7,8 @@ machines without internet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.error import URLError
 
 import torch

@@ -12,7 +12,7 @@ with ``scripts/train_translate_rnn.py``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from captioner import CaptionResult, PostProcessor, Rewrite, hookimpl
 from captioner.errors import ModelLoadError, PostProcessError

@@ -10,7 +10,8 @@ the pool's worst, and the loop exits when every image has stopped.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -37,7 +38,7 @@ def banned_ngram_mask(sequences: torch.Tensor, n: int, vocab_size: int) -> torch
 def step_logprobs(
     logits: torch.Tensor,
     sequences: torch.Tensor,
-    options: "DecodingOptions",
+    options: DecodingOptions,
     *,
     step: int,
     end_id: int,

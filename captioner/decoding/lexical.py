@@ -54,14 +54,14 @@ class LexicalConstraints:
     def slots(self) -> int:
         return self.required.size(1)
 
-    def rows(self, index: torch.Tensor) -> "LexicalConstraints":
+    def rows(self, index: torch.Tensor) -> LexicalConstraints:
         """The constraints of some images."""
         return replace(
             self, required=self.required[index], banned=self.banned[index], replaces=self.replaces[index],
             margins=self.margins[index],
         )
 
-    def without_required(self) -> "LexicalConstraints":
+    def without_required(self) -> LexicalConstraints:
         """The same bans and added tokens, with nothing required."""
         return replace(self, required=self.required.new_full((self.required.size(0), 0, 1), -1))
 

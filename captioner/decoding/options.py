@@ -10,8 +10,6 @@ import torch
 from ..methods import METHODS, Method
 
 
-
-
 @dataclass(frozen=True)
 class DecodingOptions:
     """How to turn decoder steps into captions.
@@ -85,7 +83,7 @@ class DecodingOptions:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def updated(self, **changes: Any) -> "DecodingOptions":
+    def updated(self, **changes: Any) -> DecodingOptions:
         """A copy with the given fields changed; ``None`` values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

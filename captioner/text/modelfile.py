@@ -72,7 +72,9 @@ def read_text_model(folder: Path, kind: str) -> TextModelFiles:
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise ModelLoadError(f"{where}: not a {FORMAT_NAME} config")
     if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
-        raise ModelLoadError(f"{where}: format_version {data.get('format_version')!r} is not supported (newest: {FORMAT_VERSION})")
+        raise ModelLoadError(
+            f"{where}: format_version {data.get('format_version')!r} is not supported (newest: {FORMAT_VERSION})"
+        )
     if data.get("kind") != kind:
         raise ModelLoadError(f"{where}: holds a {data.get('kind')!r} model, not {kind!r}")
     if not isinstance(data.get("hparams"), dict) or not isinstance(data.get("metadata", {}), dict):

@@ -6,9 +6,9 @@ so a translator can copy a name through and a classifier still reads it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -40,7 +40,7 @@ class SubwordTokenizer:
         self._tokenizer = tokenizer
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int) -> "SubwordTokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int) -> SubwordTokenizer:
         """Learn ``vocab_size`` subwords (specials and the 256 bytes included) from ``texts``."""
         tokenizer = Tokenizer(models.BPE())
         tokenizer.normalizer = normalizers.NFC()
@@ -57,7 +57,7 @@ class SubwordTokenizer:
         return cls(tokenizer)
 
     @classmethod
-    def from_file(cls, path: Path) -> "SubwordTokenizer":
+    def from_file(cls, path: Path) -> SubwordTokenizer:
         return cls(Tokenizer.from_file(str(path)))
 
     def save(self, path: Path) -> None:

@@ -11,8 +11,9 @@ which lets the model copy names and words Apertium leaves untranslated.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn

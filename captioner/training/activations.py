@@ -22,7 +22,7 @@ class CachedActivations:
     @classmethod
     @torch.no_grad()
     def compute(cls, encoder: FeatureMapEncoder, pixels: PixelStore, first_stage: int,
-                batch_size: int = 64) -> "CachedActivations":
+                batch_size: int = 64) -> CachedActivations:
         """Run the stages before ``first_stage`` over every image once (checking that the stages
         compose the encoder, which caching relies on)."""
         activations, logits = [], []

@@ -76,7 +76,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """Read a ``.json`` or ``.toml`` file; ``overrides`` (not None) win."""
         path = Path(path)
         text = path.read_text(encoding="utf-8")
@@ -84,7 +84,7 @@ class TrainConfig:
         return cls.from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}})
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

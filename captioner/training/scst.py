@@ -7,7 +7,7 @@ mean reward of the image's other samples (no greedy pass needed), and the loss i
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

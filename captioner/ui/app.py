@@ -8,10 +8,10 @@ import gradio as gr
 from starlette.routing import Mount
 
 from ..images import IMAGE_EXTENSIONS
+from ..methods import METHODS
 from ..models import shipped_assets_dir
 from .http_api import http_api
 from .messages import user_errors
-from ..methods import METHODS
 from .service import BEAM_SIZES, LENGTH_PENALTIES, MAX_LENGTHS, NBEST_HEADERS, CaptionService, UIConfig
 
 CSS = """

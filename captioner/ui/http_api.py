@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Optional, get_type_hints
+from typing import Annotated, Any, get_type_hints
 
 from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -20,9 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
 from ..decoding.options import DecodingOptions
-from ..errors import CaptionerError, ImageTooLargeError, PluginError
+from ..errors import CaptionerError, ImageTooLargeError, PluginError, describe_exception
 from ..images import load_image
-from ..errors import describe_exception
 from .heatmap import AttentionMaps, data_uri
 from .messages import public_message
 from .service import BEAM_SIZES, MAX_LENGTHS, CaptionService
@@ -44,7 +43,7 @@ class CaptionFormBase(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not silently ignored
 
     image: UploadFile = Field(description="The photo (JPEG, PNG, WebP, ...).")
-    model: Optional[str] = Field(None, description="A served model's name (default: the first one served).")
+    model: str | None = Field(None, description="A served model's name (default: the first one served).")
     postprocess: list[str] = Field(default_factory=list, description="Post-processors to run in order; repeat the "
                                    "field for several, e.g. sentiment then translate:es.")
     heatmaps: bool = Field(False, description="Add `heatmaps`: where the model looked for each word, as JPEG data "
@@ -61,7 +60,7 @@ def decoding_fields() -> dict[str, Any]:
     fields = {}
     for option in dataclasses.fields(DecodingOptions):
         low, high = SERVER_LIMITS.get(option.name, (None, None))
-        fields[option.name] = (Optional[hints[option.name]],
+        fields[option.name] = (hints[option.name] | None,
                                Field(None, ge=low, le=high, description=f"Decoding option; default: the model's "
                                                                         f"(the library's is {option.default!r})."))
     return fields
@@ -72,8 +71,8 @@ CaptionForm = create_model("CaptionForm", __base__=CaptionFormBase, **decoding_f
 
 class Candidate(BaseModel):
     caption: str
-    score: Optional[float]
-    logprob: Optional[float]
+    score: float | None
+    logprob: float | None
     finished: bool
 
 
@@ -81,7 +80,7 @@ class RecognizedObject(BaseModel):
     label: str
     wnid: str
     probability: float
-    word: Optional[str]
+    word: str | None
 
 
 class HeatMap(BaseModel):
@@ -96,14 +95,14 @@ class CaptionLine(BaseModel):
 
     image: str
     caption: str
-    score: Optional[float]
+    score: float | None
     nbest: list[Candidate]
-    original_caption: Optional[str] = None
-    language: Optional[str] = None
-    objects: Optional[list[RecognizedObject]] = None
-    required_words: Optional[list[str]] = None
-    postprocess_errors: Optional[dict[str, str]] = None
-    heatmaps: Optional[list[HeatMap]] = None
+    original_caption: str | None = None
+    language: str | None = None
+    objects: list[RecognizedObject] | None = None
+    required_words: list[str] | None = None
+    postprocess_errors: dict[str, str] | None = None
+    heatmaps: list[HeatMap] | None = None
 
 
 class ErrorBody(BaseModel):

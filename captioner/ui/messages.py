@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import html
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
-from ..errors import CaptionerError
+from ..errors import CaptionerError, describe_exception
 from ..images import PIXEL_LIMIT_HINT
-from ..errors import describe_exception
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+
 from ..captioner import Captioner
 from ..device import describe_device
 from ..errors import ModelLoadError

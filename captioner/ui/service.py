@@ -6,16 +6,17 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import gradio as gr
 import torch
 
-from ..methods import METHODS
 from ..captioner import Captioner
 from ..images import load_image
+from ..methods import METHODS
 from ..postprocessing import list_postprocessor_specs
 from ..results import CaptionResult
 from .about import about_model
@@ -214,7 +215,7 @@ class CaptionService:
 
     def caption_batch(self, files: list[str] | None, model: str, method: str, beam_size: float, max_length: float,
                       length_penalty: float, postprocess: list[str] | None, guide: bool = True, language: str = "en",
-                      progress: gr.Progress = gr.Progress()):
+                      progress: gr.Progress = gr.Progress()):  # noqa: B008 (how Gradio asks for progress)
         """Caption many photos: a table (thumbnails, captions or per-file errors) and CSV and JSON-lines files
         named after the run."""
         if not files:

@@ -1,4 +1,4 @@
-"""The package's shape: light to import, every public name resolvable, no import circles."""
+"""The house: light to import, every public name resolvable, no import circles, typed, linted."""
 
 import ast
 import subprocess
@@ -66,3 +66,26 @@ def test_no_module_imports_one_that_imports_it_back():
     for start in graph:
         visit(start, [start])
     assert not cycles, sorted(cycles)[:5]
+
+
+def test_a_type_checker_knows_one_image_gives_one_result_and_a_list_gives_a_list(tmp_path):
+    user_code = tmp_path / "user.py"
+    user_code.write_text(
+        "from captioner import Captioner\n"
+        "captioner = Captioner.from_pretrained()\n"
+        "one: str | None = captioner.caption('photo.jpg').text\n"
+        "many: str | None = captioner.caption(['a.jpg', 'b.jpg'])[0].text\n"
+        "wrong: str | None = captioner.caption(['a.jpg']).text\n"
+    )
+    out = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports=silent",
+                          "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(user_code)],
+                         capture_output=True, text=True).stdout
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and "user.py:5:" in errors[0] and '"list[CaptionResult]" has no attribute "text"' in errors[0], out
+
+
+def test_ruff_finds_nothing():
+    root = PACKAGE.parent
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "captioner", "plugins"], cwd=root,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
