@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import captioner
 
 PACKAGE = Path(captioner.__file__).parent
@@ -86,6 +88,8 @@ def test_a_type_checker_knows_one_image_gives_one_result_and_a_list_gives_a_list
 
 def test_ruff_finds_nothing():
     root = PACKAGE.parent
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("needs the source checkout (an editable install, as the README sets up)")
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "captioner", "plugins"], cwd=root,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
