@@ -9,7 +9,6 @@ instead of failing its block. ``RayCaptioner`` also accepts the ``image`` column
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,8 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .images import IMAGE_EXTENSIONS
-
-OUTPUT_COLUMNS = ("image", "caption", "score", "error", "original_caption", "postprocessing")
+from .results import ROW_COLUMNS
 
 
 class RayCaptioner:
@@ -33,23 +31,16 @@ class RayCaptioner:
         self.decoding = dict(decoding or {})
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        """``{"bytes" or "image", "path"}`` columns in, one row of ``OUTPUT_COLUMNS`` per image out."""
+        """``{"bytes" or "image", "path"}`` columns in, one ``CaptionResult.to_row()`` per image out."""
         images = batch["bytes"] if "bytes" in batch else batch["image"]
         paths = [str(p) for p in batch["path"]] if "path" in batch else [f"<image #{i}>" for i in range(len(images))]
         inputs = [bytes(image) if isinstance(image, (bytes, bytearray, np.bytes_)) else np.asarray(image)
                   for image in images]
-        rows: dict[str, list[Any]] = {column: [] for column in OUTPUT_COLUMNS}
+        rows: dict[str, list[Any]] = {column: [] for column in ROW_COLUMNS}
         for result in self.captioner.caption_stream(inputs, batch_size=len(inputs), names=paths,
                                                     postprocess=self.postprocess, **self.decoding):
-            data = result.to_dict()
-            extras = {**result.extras, **({"postprocess_errors": result.postprocess_errors}
-                                          if result.postprocess_errors else {})}
-            rows["image"].append(result.image)
-            rows["caption"].append(data.get("caption"))
-            rows["score"].append(result.score)
-            rows["error"].append(result.error)
-            rows["original_caption"].append(data.get("original_caption"))
-            rows["postprocessing"].append(json.dumps(extras, ensure_ascii=False) if extras else None)
+            for column, value in result.to_row().items():
+                rows[column].append(value)
         return rows
 
 

@@ -97,6 +97,20 @@ def guidance_options(command):
     return command
 
 
+def combining_options(command):
+    """MODELS, --output, --set and --dtype: the commands that make one model from several."""
+    flags = [
+        click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False)),
+        click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the new model."),
+        click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                     help="Decoding default to store with the model, e.g. --set length_penalty=1.0."),
+        click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True),
+    ]
+    for flag in reversed(flags):
+        command = flag(command)
+    return command
+
+
 def guidance_settings(flags: dict) -> dict:
     """Pop the guidance flags out of a command's keyword arguments."""
     return {name: flags.pop(name) for name in GUIDANCE_FIELDS}
@@ -496,11 +510,7 @@ def evaluate_objects(labels, images, model, slots_from, slots_split, beam_size, 
 
 
 @cli.command()
-@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the averaged model.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Decoding default to store with the model, e.g. --set length_penalty=1.0.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@combining_options
 def average(models, output, assignments, dtype) -> None:
     """Average the weights of model folders from one run (same encoder, decoder and vocabulary)."""
     from .averaging import average_models
@@ -526,11 +536,7 @@ def build_and_save(build, output: str, assignments: tuple[str, ...], dtype: str)
 
 
 @cli.command()
-@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the ensemble.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Decoding default to store with the model, e.g. --set beam_size=3.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@combining_options
 def ensemble(models, output, assignments, dtype) -> None:
     """Decode models that share an encoder and vocabulary as one (the mean of their predictions)."""
     from .ensembling import ensemble_models

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from .objects import RecognizedObject
+
+ROW_COLUMNS = ("image", "caption", "score", "error", "original_caption", "objects", "postprocessing")
 
 
 @dataclass
@@ -131,3 +134,17 @@ class CaptionResult:
         if self.postprocess_errors:
             data["postprocess_errors"] = dict(self.postprocess_errors)
         return data
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat table row (:data:`ROW_COLUMNS`, for CSV and Parquet): the caption or the error, the
+        recognised objects as text, and the post-processors' outputs and errors as one JSON string."""
+        extras = {**self.extras, **({"postprocess_errors": self.postprocess_errors} if self.postprocess_errors else {})}
+        return {
+            "image": self.image,
+            "caption": self.text if self.error is None else None,
+            "score": self.score,
+            "error": self.error,
+            "original_caption": self.original_text if self.rewritten is not None else None,
+            "objects": ", ".join(f"{o.label} {o.probability:.2f}" for o in self.objects) or None,
+            "postprocessing": json.dumps(extras, ensure_ascii=False) if extras else None,
+        }

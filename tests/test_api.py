@@ -1,6 +1,7 @@
 """The Python API: every kind of image input, batching, errors and post-processors."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -179,3 +180,20 @@ def test_bad_postprocessor_specs_raise_before_captioning(tiny_captioner, caption
         tiny_captioner.caption([random_photo(8)], postprocess=["length:3"])
     with pytest.raises(UnknownNameError, match="unknown post-processor 'nope'; installed post-processors: .*shout"):
         tiny_captioner.caption([random_photo(8)], postprocess=["nope"])
+
+
+def test_a_result_is_one_table_row_for_csv_and_parquet():
+    from captioner.objects import RecognizedObject
+    from captioner.results import ROW_COLUMNS, Candidate, CaptionResult
+
+    result = CaptionResult("a.jpg", [Candidate("un perro", ["un", "perro"], -0.5, -1.0, True)],
+                           extras={"sentiment": {"label": "neutral"}}, postprocess_errors={"hashtags": "boom"},
+                           language="es", rewritten="un perro",
+                           objects=[RecognizedObject("Egyptian cat", "n02124075", 0.82, "cat")])
+    row = result.to_row()
+    assert tuple(row) == ROW_COLUMNS
+    assert row["caption"] == "un perro" and row["original_caption"] == "un perro"
+    assert row["objects"] == "Egyptian cat 0.82" and row["error"] is None
+    assert json.loads(row["postprocessing"]) == {"sentiment": {"label": "neutral"}, "postprocess_errors": {"hashtags": "boom"}}
+    failed = CaptionResult("b.jpg", error="b.jpg: not a readable image").to_row()
+    assert failed["caption"] is None and failed["error"] == "b.jpg: not a readable image" and failed["postprocessing"] is None

@@ -16,11 +16,8 @@ from PIL import Image
 from captioner import Captioner
 from captioner.testing import random_photo
 from captioner.ui import UIConfig
-from ui_server import running_app, wait_until
+from ui_server import CAT, COFFEE, running_app, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-CAT = ROOT / "assets" / "examples" / "cat.jpg"
-COFFEE = ROOT / "assets" / "examples" / "coffee.jpg"
 
 
 @pytest.fixture(scope="module")

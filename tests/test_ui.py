@@ -25,11 +25,8 @@ from captioner.ui import UIConfig
 from captioner.ui.batcher import CaptionBatcher
 from captioner.ui.heatmap import AttentionMaps, grid_shape
 from conftest import random_photo
-from ui_server import running_app, wait_until
+from ui_server import CAT, COFFEE, EXAMPLES, running_app, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-CAT = ROOT / "assets" / "examples" / "cat.jpg"
-COFFEE = ROOT / "assets" / "examples" / "coffee.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +322,7 @@ def test_ui_command_refuses_a_bad_model_in_one_line():
 def test_load_test_finishes_by_itself_with_no_failed_requests(tmp_path):
     output = tmp_path / "load.json"
     done = subprocess.run([sys.executable, "benchmarks/load_test.py", "--clients", "4", "--duration", "6",
-                           "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                           "--output", str(output)], cwd=EXAMPLES.parents[1], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads(output.read_text())
     assert [result["api"] for result in results] == ["gradio", "http"]

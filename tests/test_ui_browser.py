@@ -16,12 +16,9 @@ import pytest
 
 from captioner import Captioner
 from captioner.ui import UIConfig
-from ui_server import running_app, wait_until
+from ui_server import CAT, COFFEE, running_app, wait_until
 
 CHROMIUM = os.environ.get("CAPTIONER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-ROOT = Path(__file__).resolve().parents[1]
-CAT = ROOT / "assets" / "examples" / "cat.jpg"
-COFFEE = ROOT / "assets" / "examples" / "coffee.jpg"
 # No Google services, no network beyond loopback (these machines have none).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]

@@ -6,9 +6,14 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 from captioner.ui import UIConfig, build_app, launch
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"  # the shipped example photos
+CAT = EXAMPLES / "cat.jpg"
+COFFEE = EXAMPLES / "coffee.jpg"
 
 
 def free_port() -> int:

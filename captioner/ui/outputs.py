@@ -11,34 +11,16 @@ import threading
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 from ..atomic import atomic_write_bytes
-from ..results import CaptionResult
-
-CSV_COLUMNS = ["image", "caption", "score", "error", "original_caption", "objects", "postprocessing"]
-
-
-def csv_row(result: CaptionResult) -> dict[str, Any]:
-    """A flat CSV row: the caption (or error), the recognised objects and the post-processors' outputs as JSON."""
-    data = result.to_dict()
-    extras = {**result.extras, **({"postprocess_errors": result.postprocess_errors} if result.postprocess_errors else {})}
-    return {
-        "image": result.image,
-        "caption": data.get("caption") or "",
-        "score": round(result.score, 4) if result.score is not None else None,
-        "error": result.error or "",
-        "original_caption": data.get("original_caption", ""),
-        "objects": ", ".join(f"{o.label} {o.probability:.2f}" for o in result.objects),
-        "postprocessing": json.dumps(extras, ensure_ascii=False) if extras else "",
-    }
+from ..results import ROW_COLUMNS, CaptionResult
 
 
 def to_csv(results: list[CaptionResult]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=ROW_COLUMNS)
     writer.writeheader()
-    writer.writerows(csv_row(result) for result in results)
+    writer.writerows(result.to_row() for result in results)
     return buffer.getvalue()
 
 
