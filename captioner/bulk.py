@@ -65,7 +65,8 @@ def run_bulk(job: BulkJob) -> None:
     import ray
 
     if not ray.is_initialized():
-        local = {} if job.address else {"num_cpus": max(os.cpu_count() or 1, job.workers + 1)}  # readers need a CPU too
+        # Ray's file readers need a CPU beside the workers.
+        local: dict[str, Any] = {} if job.address else {"num_cpus": max(os.cpu_count() or 1, job.workers + 1)}
         ray.init(address=job.address, include_dashboard=False, log_to_driver=False, **local)
     dataset = ray.data.read_binary_files(job.inputs, include_paths=True,
                                          file_extensions=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))

@@ -86,16 +86,17 @@ class Captioner:
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self.vocab = vocab if isinstance(vocab, Vocabulary) else Vocabulary.from_words(vocab)
-        if isinstance(encoder, str):
-            encoder = create_encoder(encoder, **(encoder_options or {}))
-        self.encoder_config: EncoderConfig = encoder.config
-        if isinstance(decoder, str):
-            decoder = create_decoder(
-                decoder, vocab_size=len(self.vocab), feature_dim=self.encoder_config.feature_dim, **(decoder_options or {})
-            )
-        self._check_compatible(encoder, decoder)
+        encoder_module: Encoder = (create_encoder(encoder, **(encoder_options or {})) if isinstance(encoder, str)
+                                   else encoder)
+        self.encoder_config: EncoderConfig = encoder_module.config
+        decoder_module: Decoder = (
+            create_decoder(decoder, vocab_size=len(self.vocab), feature_dim=self.encoder_config.feature_dim,
+                           **(decoder_options or {}))
+            if isinstance(decoder, str) else decoder
+        )
+        self._check_compatible(encoder_module, decoder_module)
         self.device = pick_device(device)
-        self.model = CaptionModel(encoder, decoder).to(self.device).eval()
+        self.model = CaptionModel(encoder_module, decoder_module).to(self.device).eval()
         self.mixed_precision = self.device.type == "cuda"  # bf16 autocast for the encoder on CUDA
         self.channels_last = self.device.type in ("cpu", "cuda")  # CNNs run about 2x faster so on a CPU
         if self.channels_last:
@@ -333,17 +334,21 @@ class Captioner:
         and the words guidance required (empty when unguided)."""
         options = options or self.decoding
         banned = self.vocab.never_said(unk=options.suppress_unk)
-        object_words = self.object_words(options.open_vocabulary) if features.class_logits is not None else None
-        probabilities = features.class_logits.float().softmax(dim=1) if object_words is not None else None
+        object_words, probabilities = None, None
+        if features.class_logits is not None:
+            object_words = self.object_words(options.open_vocabulary)
+            probabilities = features.class_logits.float().softmax(dim=1)
         constraints = None
-        if object_words is not None and options.guide and options.method == "beam" and options.max_objects:
+        if object_words is not None and probabilities is not None and options.guide and options.method == "beam" \
+                and options.max_objects:
             constraints = object_words.constraints(probabilities, options)
         hypotheses = decode(
             self.decoder, features, options, start_id=self.vocab.start_id, end_id=self.vocab.end_id,
             banned_ids=banned, constraints=constraints,
         )
-        objects = object_words.recognize(probabilities) if object_words is not None else [[] for _ in hypotheses]
-        tokens = object_words.tokens if constraints is not None else self.vocab.tokens
+        objects = (object_words.recognize(probabilities) if object_words is not None and probabilities is not None
+                   else [[] for _ in hypotheses])
+        tokens = object_words.tokens if object_words is not None and constraints is not None else self.vocab.tokens
         described = []
         for b, per_image in enumerate(hypotheses):
             slots = [[tokens[t] for t in slot if t >= 0] for slot in constraints.required[b].tolist()] if constraints else []

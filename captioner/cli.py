@@ -493,9 +493,9 @@ def evaluate_objects(labels, images, model, slots_from, slots_split, beam_size, 
                                     **settings)
     except (CaptionerError, ValueError) as error:
         raise CommandError(str(error)) from None
-    failed = [r for r in results if r.error is not None]
-    for result in failed:
-        error_line(result.error)
+    failed = [r.error for r in results if r.error is not None]
+    for message in failed:
+        error_line(message)
     texts = [r.original_text or "" for r in results]
     scores = score_open_world(labelled, texts, slots)
     click.echo(f"{labels}: {len(labelled)} photos, guidance {'on' if captioner.decoding.updated(**settings).guide else 'off'}")
@@ -542,7 +542,7 @@ def ensemble(models, output, assignments, dtype) -> None:
     from .ensembling import ensemble_models
 
     captioner = build_and_save(lambda: ensemble_models(list(models)), output, assignments, dtype)
-    click.echo(f"ensembled {len(captioner.decoder.members)} decoders into {output}")
+    click.echo(f"ensembled {len(captioner.model_config().decoder_hparams['members'])} decoders into {output}")
 
 
 def main() -> None:

@@ -65,11 +65,11 @@ class EncoderOutput(NamedTuple):
 
     def rows(self, index: slice | torch.Tensor | list[int]) -> EncoderOutput:
         """The features of some images, e.g. ``features.rows(slice(i, i + 1))`` for image ``i``."""
-        return EncoderOutput(*(None if value is None else value[index] for value in self))
+        return EncoderOutput(self.pooled[index], *(None if value is None else value[index] for value in self[1:]))
 
     def float(self) -> EncoderOutput:
         """The same features in float32 (after mixed-precision encoding)."""
-        return EncoderOutput(*(None if value is None else value.float() for value in self))
+        return EncoderOutput(self.pooled.float(), *(None if value is None else value.float() for value in self[1:]))
 
 
 def check_features(features: Any, config: EncoderConfig, batch: int) -> None:
@@ -104,6 +104,16 @@ class Encoder(nn.Module):
         """The network's stages from input to output (fine-tuning unfreezes the last few)."""
         return list(self.children())
 
+    def activations(self, images: torch.Tensor, first_stage: int) -> torch.Tensor:
+        """The input of stage ``first_stage``: images run through the stages before it."""
+        for stage in self.stages()[:first_stage]:
+            images = stage(images)
+        return images
+
+    def forward_from(self, activations: torch.Tensor, first_stage: int) -> EncoderOutput:
+        """The encoder's output from the input of stage ``first_stage`` (see :meth:`activations`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start from a stage's input")
+
     def fused_for_inference(self) -> Encoder | None:
         """A faster copy for inference only (e.g. BatchNorm folded into convolutions), or None.
 
@@ -131,14 +141,7 @@ class FeatureMapEncoder(Encoder):
         trunk_stages = getattr(self.trunk, "stages", None)
         return trunk_stages() if callable(trunk_stages) else list(self.trunk.children())
 
-    def activations(self, images: torch.Tensor, first_stage: int) -> torch.Tensor:
-        """The input of stage ``first_stage``: images run through the stages before it."""
-        for stage in self.stages()[:first_stage]:
-            images = stage(images)
-        return images
-
     def forward_from(self, activations: torch.Tensor, first_stage: int) -> EncoderOutput:
-        """The encoder's output from the input of stage ``first_stage`` (see :meth:`activations`)."""
         for stage in self.stages()[first_stage:]:
             activations = stage(activations)
         return self._output(activations)

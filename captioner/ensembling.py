@@ -7,7 +7,9 @@ one decoder pass per member.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -21,7 +23,7 @@ ENSEMBLE_DECODER = "ensemble"  # registered by the built-in ensemble plugin
 
 def _members(captioner: Captioner) -> list[Decoder]:
     decoder = captioner.decoder
-    return list(decoder.members) if captioner.model_config().decoder == ENSEMBLE_DECODER else [decoder]
+    return list(cast(Iterable[Decoder], decoder.members)) if captioner.model_config().decoder == ENSEMBLE_DECODER else [decoder]
 
 
 def _same_encoder(first: Captioner, other: Captioner) -> bool:

@@ -164,7 +164,7 @@ def resize(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     height, width = config.input_size
     mode = TF.InterpolationMode.BICUBIC if config.interpolation == "bicubic" else TF.InterpolationMode.BILINEAR
     if config.resize_mode == "center_crop":  # crop to the input's shape first: a 1x100000 strip stays small
-        image = TF.center_crop(image, list(center_crop_size(tuple(image.shape[1:]), (height, width))))
+        image = TF.center_crop(image, list(center_crop_size((image.shape[1], image.shape[2]), (height, width))))
     if tuple(image.shape[1:]) != (height, width):
         image = TF.resize(image, [height, width], interpolation=mode, antialias=True)
     return image

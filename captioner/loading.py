@@ -122,20 +122,20 @@ class BatchLoader:
                 item.error, item.jpeg = str(error), None
 
     def _assemble(self, names: list[str], prepared: list[Prepared]) -> Batch:
-        jpegs = [i for i, p in enumerate(prepared) if p.jpeg is not None]
+        jpegs = {i: p.jpeg for i, p in enumerate(prepared) if p.jpeg is not None}
         if jpegs:
-            self._decode_on_device([prepared[i].jpeg for i in jpegs], [names[i] for i in jpegs],
-                                   [prepared[i] for i in jpegs])
-        loaded = [i for i, p in enumerate(prepared) if p.pixels is not None]
+            self._decode_on_device(list(jpegs.values()), [names[i] for i in jpegs], [prepared[i] for i in jpegs])
+        pixels_of = {i: p.pixels for i, p in enumerate(prepared) if p.pixels is not None}
+        loaded = list(pixels_of)
         errors = {i: p.error for i, p in enumerate(prepared) if p.error is not None}
         # Device types, not devices: torch.device("cuda") != the "cuda:0" that decode_jpeg returns.
-        on_cpu = [i for i in loaded if self.device.type != "cpu" and prepared[i].pixels.device.type == "cpu"]
+        on_cpu = [i for i in loaded if self.device.type != "cpu" and pixels_of[i].device.type == "cpu"]
         if on_cpu:  # one pinned host-to-device copy that overlaps with the GPU's work
-            moved = torch.stack([prepared[i].pixels for i in on_cpu])
+            moved = torch.stack([pixels_of[i] for i in on_cpu])
             if self.device.type == "cuda":
                 moved = moved.pin_memory()
             moved = moved.to(self.device, non_blocking=True)
             for row, i in enumerate(on_cpu):
-                prepared[i].pixels = moved[row]
-        pixels = torch.stack([prepared[i].pixels for i in loaded]) if loaded else None
+                prepared[i].pixels = pixels_of[i] = moved[row]
+        pixels = torch.stack([pixels_of[i] for i in loaded]) if loaded else None
         return Batch(names, pixels, loaded, errors)

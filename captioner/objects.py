@@ -185,9 +185,9 @@ def _alternatives(tokens: list[str], vocab_size: int, names: dict[int, set[str]]
     rows = {token: sorted({token, *(t for name in words for t in by_name.get(name, ()))}) for token, words in names.items()}
     width = min(MAX_ALTERNATIVES, max((len(r) for r in rows.values()), default=1))
     table = torch.full((len(tokens), width), -1, dtype=torch.long)
-    for token, alternatives in rows.items():
-        alternatives = [token] + [t for t in alternatives if t != token][: width - 1]
-        table[token, : len(alternatives)] = torch.tensor(alternatives)
+    for row, same in rows.items():
+        alternatives = [row] + [t for t in same if t != row][: width - 1]
+        table[row, : len(alternatives)] = torch.tensor(alternatives)
     return table
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from .errors import PluginError, PostProcessError, describe_exception
 from .registry import postprocessors
@@ -41,7 +41,7 @@ class PostProcessor:
     def __init__(self, option: str | None = None) -> None:
         if option is not None:
             raise PostProcessError(f"takes no option, got {option!r}")
-        self.option = option
+        self.option: str | None = option
         self.output_language: str | None = None
 
     @property
@@ -118,7 +118,7 @@ def describe_postprocessors() -> list[PostProcessorInfo]:
         factory = entry.factory
         doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
         try:
-            options, error = list(factory.options()), None
+            options, error = list(cast(type[PostProcessor], factory).options()), None
         except Exception as exc:  # options() may probe for tools that are missing
             options, error = [], describe_exception(exc)
         infos.append(PostProcessorInfo(

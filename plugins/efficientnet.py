@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -56,7 +57,7 @@ def packaged_weights_path(variant: str) -> Path:
     return Path(getattr(module, class_name).get_model_file_path())
 
 
-def convert_lukemelas_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+def convert_lukemelas_state_dict(state: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
     """Rename lukemelas ``efficientnet_pytorch`` keys to timm's ``tf_efficientnet_lite`` keys."""
     block_names = [f"blocks.{s}.{b}" for s, stage in enumerate(model.blocks) for b in range(len(stage))]
     converted = {}
@@ -72,7 +73,7 @@ def convert_lukemelas_state_dict(state: dict[str, torch.Tensor], model: nn.Modul
     return converted
 
 
-def create_classifier(variant: str, pretrained: bool = True, weights: str | Path | None = None) -> nn.Module:
+def create_classifier(variant: str, pretrained: bool = True, weights: str | Path | None = None) -> Any:
     """The full ImageNet classifier (timm ``tf_efficientnet_liteN``) with the packaged weights."""
     model = timm.create_model(f"tf_{variant}", pretrained=False, num_classes=1000)
     if weights is not None or pretrained:
@@ -89,10 +90,10 @@ def create_classifier(variant: str, pretrained: bool = True, weights: str | Path
 class EfficientNetTrunk(nn.Module):
     """Everything up to the last 1x1 conv: images ``(B, 3, H, W)`` -> ``(B, 1280, H/32, W/32)``."""
 
-    def __init__(self, classifier: nn.Module) -> None:
+    def __init__(self, classifier: Any) -> None:  # timm's EfficientNet, whose layers are reached by name
         super().__init__()
         classifier.reset_classifier(0)
-        self.net = classifier
+        self.net: Any = classifier
 
     def stages(self) -> list[nn.Module]:
         net = self.net
@@ -123,6 +124,7 @@ _BLOCK_FOLDS = {
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Module:
     """Fold eval-mode ``bn`` into ``conv`` in place; returns what replaces ``bn`` (its activation, if any)."""
+    assert bn.running_var is not None and bn.running_mean is not None, "fold only BatchNorms with running statistics"
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1))

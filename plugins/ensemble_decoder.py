@@ -8,7 +8,7 @@ ensemble's combined belief. Form one from trained models with ``captioner ensemb
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -33,8 +33,13 @@ class EnsembleDecoder(Decoder):
         self.members = nn.ModuleList(
             create_decoder(m["decoder"], vocab_size=vocab_size, feature_dim=feature_dim, **m["hparams"]) for m in members
         )
-        self.needs_grid = any(member.needs_grid for member in self.members)
-        self.image_state = tuple(f"{i}.{key}" for i, member in enumerate(self.members) for key in member.image_state)
+        self.needs_grid = any(member.needs_grid for member in self.decoders)
+        self.image_state = tuple(f"{i}.{key}" for i, member in enumerate(self.decoders) for key in member.image_state)
+
+    @property
+    def decoders(self) -> list[Decoder]:
+        """The members, typed (``members`` is the ``nn.ModuleList`` that holds their weights)."""
+        return cast(list[Decoder], list(self.members))
 
     @staticmethod
     def _split(state: State, count: int) -> list[State]:
@@ -49,10 +54,10 @@ class EnsembleDecoder(Decoder):
         return {f"{i}.{key}": value for i, part in enumerate(parts) for key, value in part.items()}
 
     def init_state(self, features: EncoderOutput) -> State:
-        return self._join([member.init_state(features) for member in self.members])
+        return self._join([member.init_state(features) for member in self.decoders])
 
     def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
-        outs = [member.step(tokens, part) for member, part in zip(self.members, self._split(state, len(self.members)))]
+        outs = [member.step(tokens, part) for member, part in zip(self.decoders, self._split(state, len(self.members)))]
         log_probs = torch.stack([out.logits.float().log_softmax(dim=-1) for out in outs]).mean(dim=0)  # (R, V)
         attentions = [out.attention for out in outs if out.attention is not None]
         attention = torch.stack(attentions).mean(dim=0) if len(attentions) == len(outs) else None  # (R, N)
@@ -60,11 +65,11 @@ class EnsembleDecoder(Decoder):
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
         parts = self._split(state, len(self.members))
-        return self._join([member.reorder_state(part, index) for member, part in zip(self.members, parts)])
+        return self._join([member.reorder_state(part, index) for member, part in zip(self.decoders, parts)])
 
     def reorder_beams(self, state: State, index: torch.Tensor) -> State:
         parts = self._split(state, len(self.members))
-        return self._join([member.reorder_beams(part, index) for member, part in zip(self.members, parts)])
+        return self._join([member.reorder_beams(part, index) for member, part in zip(self.decoders, parts)])
 
 
 @hookimpl

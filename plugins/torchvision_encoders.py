@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.error import URLError
 
 import torch
@@ -31,8 +32,8 @@ def _config(feature_dim: int) -> EncoderConfig:
 
 
 # name -> (builder, weights enum member, trunk extractor, ImageNet head on pooled features, feature dim)
-MODELS: dict[str, tuple[Callable[..., nn.Module], object, Callable[[nn.Module], nn.Module],
-                        Callable[[nn.Module], nn.Module], int]] = {
+MODELS: dict[str, tuple[Callable[..., nn.Module], object, Callable[[Any], nn.Module],
+                        Callable[[Any], nn.Module], int]] = {
     "resnet50": (
         torchvision.models.resnet50,
         torchvision.models.ResNet50_Weights.IMAGENET1K_V2,

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import cast
 
 from captioner import CaptionResult, PostProcessError, PostProcessor, hookimpl
 
@@ -123,15 +124,15 @@ class Translate(PostProcessor):
             by_source.setdefault(result.language, []).append(index)
         for source, indices in by_source.items():
             if source == self.target:
-                texts = [results[i].text for i in indices]
+                texts = [cast(str, results[i].text) for i in indices]  # post-processors see captioned results only
             else:
                 mode = installed_pairs().get((source, self.target))
                 if mode is None:
                     raise PostProcessError(missing_pair_message(source, self.target))
-                texts = run_apertium(mode, [results[i].text for i in indices])
+                texts = run_apertium(mode, [cast(str, results[i].text) for i in indices])
             for i, text in zip(indices, texts):
                 outputs[i] = text
-        return outputs
+        return cast(list[str], outputs)  # every index belongs to one source language
 
 
 @hookimpl

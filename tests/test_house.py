@@ -93,3 +93,12 @@ def test_ruff_finds_nothing():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "captioner", "plugins"], cwd=root,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_mypy_finds_nothing(tmp_path):
+    root = PACKAGE.parent
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("needs the source checkout (an editable install, as the README sets up)")
+    result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")], cwd=root,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]

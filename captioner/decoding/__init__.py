@@ -29,11 +29,11 @@ def decode(
 
     ``constraints`` need beam search; the other methods do not take them.
     """
+    if options.method == "beam" and constraints is not None:
+        return guided_beam_search(decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids,
+                                  constraints=constraints)
     if options.method == "beam":
-        search = guided_beam_search if constraints is not None else beam_search
-        return search(
-            decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids, constraints=constraints
-        )
+        return beam_search(decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids)
     if constraints is not None:
         raise ValueError(f"lexical constraints need beam search, not {options.method!r}")
     return sample(decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids)

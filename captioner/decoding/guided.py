@@ -30,12 +30,13 @@ def guided_beam_search(
     An image whose free caption already names its object ("two dogs" for a retriever)
     keeps it: constrained search would prune its beams differently and could lose it.
     """
-    kwargs = dict(start_id=start_id, end_id=end_id, banned_ids=banned_ids)
-    results = beam_search(decoder, features, options, constraints=constraints.without_required(), **kwargs)
+    results = beam_search(decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids,
+                          constraints=constraints.without_required())
     missing = [b for b, hypotheses in enumerate(results) if not constraints.met_by(b, hypotheses[0].token_ids)]
     if missing:
         index = torch.tensor(missing, device=features.pooled.device)
-        constrained = beam_search(decoder, features.rows(index), options, constraints=constraints.rows(index), **kwargs)
+        constrained = beam_search(decoder, features.rows(index), options, start_id=start_id, end_id=end_id,
+                                  banned_ids=banned_ids, constraints=constraints.rows(index))
         for b, hypotheses in zip(missing, constrained):
             results[b] = hypotheses
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -72,14 +73,15 @@ class SubwordTokenizer:
         encoded = []
         for text, encoding in zip(texts, self._tokenizer.encode_batch(list(texts), add_special_tokens=False)):
             spans: dict[int, tuple[int, int]] = {}
-            for word, (start, end) in zip(encoding.word_ids, encoding.offsets):
+            word_ids = cast(list[int], encoding.word_ids)  # no specials were added: every subword has a word
+            for word, (start, end) in zip(word_ids, encoding.offsets):
                 first, last = spans.get(word, (start, end))
                 spans[word] = (min(first, start), max(last, end))
             order = sorted(spans)
             position = {word: i for i, word in enumerate(order)}
             encoded.append(Encoded(
                 ids=list(encoding.ids),
-                word_index=[position[word] for word in encoding.word_ids],
+                word_index=[position[word] for word in word_ids],
                 words=[text[slice(*spans[word])] for word in order],
             ))
         return encoded

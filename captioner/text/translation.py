@@ -136,7 +136,7 @@ class Translation:
 
 def split_for_translation(text: str) -> list[str]:
     """Sentences of ``text``, long ones cut into pieces of at most :data:`MAX_PIECE_WORDS` words."""
-    pieces = []
+    pieces: list[str] = []
     for sentence in SENTENCE_END.split(" ".join(text.split())):
         words = sentence.split()
         pieces.extend(" ".join(words[i : i + MAX_PIECE_WORDS]) for i in range(0, len(words), MAX_PIECE_WORDS))

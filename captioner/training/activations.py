@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..encoder import FeatureMapEncoder
+from ..encoder import Encoder
 from ..errors import CaptionerError
 from .pixels import PixelStore
 
@@ -21,7 +21,7 @@ class CachedActivations:
 
     @classmethod
     @torch.no_grad()
-    def compute(cls, encoder: FeatureMapEncoder, pixels: PixelStore, first_stage: int,
+    def compute(cls, encoder: Encoder, pixels: PixelStore, first_stage: int,
                 batch_size: int = 64) -> CachedActivations:
         """Run the stages before ``first_stage`` over every image once (checking that the stages
         compose the encoder, which caching relies on)."""

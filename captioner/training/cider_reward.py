@@ -31,7 +31,7 @@ class CiderD:
         self._reference_vectors: dict[int, list] = {}
 
     def _vector(self, counts: Ngrams):
-        vec = [dict() for _ in range(self.n)]
+        vec: list[dict[tuple[str, ...], float]] = [{} for _ in range(self.n)]
         norm = [0.0] * self.n
         for gram, tf in counts.items():
             k = len(gram) - 1

@@ -31,7 +31,8 @@ class TeacherForcing(nn.Module):
         if sample_prob == 0.0 and not self.decoder.needs_grid:
             return self.decoder(features, inputs), None
         state = self.decoder.init_state(features)
-        logits, attention = [], []
+        logits: list[torch.Tensor] = []
+        attention: list[torch.Tensor] = []
         tokens = inputs[:, 0]
         for t in range(inputs.size(1)):
             if t > 0:

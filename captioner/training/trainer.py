@@ -23,8 +23,9 @@ from tqdm import tqdm
 from ..atomic import atomic_write_text
 from ..captioner import Captioner
 from ..data import CaptionedImage, load_dataset
+from ..decoder import Decoder
 from ..decoding import DecodingOptions
-from ..encoder import EncoderOutput
+from ..encoder import Encoder, EncoderOutput
 from ..errors import CaptionerError
 from ..evaluation import score_dataset_captions
 from ..features import FeatureCache, default_cache_dir
@@ -81,7 +82,7 @@ class TrainingModule(nn.Module):
     of its classifier from them (:func:`classifier_drift`) comes back too.
     """
 
-    def __init__(self, decoder: nn.Module, encoder: nn.Module | None, first_stage: int = 0) -> None:
+    def __init__(self, decoder: Decoder, encoder: Encoder | None, first_stage: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
         self.first_stage = first_stage
@@ -92,7 +93,9 @@ class TrainingModule(nn.Module):
         if self.encoder is None:
             return source, None
         features = self.encoder(source) if self.first_stage == 0 else self.encoder.forward_from(source, self.first_stage)
-        drift = None if reference_logits is None else classifier_drift(features.class_logits, reference_logits)
+        drift = None
+        if reference_logits is not None and features.class_logits is not None:
+            drift = classifier_drift(features.class_logits, reference_logits)
         return features, drift
 
     def forward(self, source, reference_logits, inputs, sample_prob: float, generator: torch.Generator | None):
@@ -201,7 +204,7 @@ class Trainer:
             if self.config.cache_activations:
                 self.train_cache, self.val_cache = (CachedActivations.compute(encoder, store, self.first_stage)
                                                     for store in (self.train_pixels, self.val_pixels))
-                self.train_pixels = self.val_pixels = None  # the cache replaces them
+                self.train_pixels = self.val_pixels = None  # type: ignore[assignment]  # the cache replaces them
             for stage in stages[self.first_stage :]:
                 stage.requires_grad_(True)
             return

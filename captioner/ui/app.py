@@ -54,7 +54,13 @@ def example_images() -> list[str]:
     return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def build_app(config: UIConfig | None = None) -> gr.Blocks:
+class CaptionerBlocks(gr.Blocks):
+    """The page's Blocks, with the service that holds its models (close it when done)."""
+
+    captioner_service: CaptionService
+
+
+def build_app(config: UIConfig | None = None) -> CaptionerBlocks:
     """The Blocks app; ``app.captioner_service`` holds the loaded models (close it when done)."""
     config = config or UIConfig()
     service = CaptionService(config)
@@ -62,7 +68,7 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
     defaults = service.pool.get(default).decoding
     status_line, about = service.load_model(default)
 
-    with gr.Blocks(title="captioner", delete_cache=(3600, 3600)) as app:
+    with CaptionerBlocks(title="captioner", delete_cache=(3600, 3600)) as app:
         gr.Markdown("## captioner · describe a photo in words")
         with gr.Tab("Caption"):
             with gr.Row():
@@ -136,7 +142,8 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
         # Not Gradio's batch=True: there one bad input fails every request batched with it. Requests run
         # concurrently and captioner.ui.batcher joins them into one forward pass. preprocess=False: the
         # handler reads the upload itself, so an unreadable file gets our one-line message.
-        caption_events = dict(concurrency_limit=config.max_batch_size, concurrency_id="caption", preprocess=False)
+        caption_events: dict[str, Any] = dict(concurrency_limit=config.max_batch_size, concurrency_id="caption",
+                                              preprocess=False)
         # The API endpoint (and MCP tool): a trigger the page does not show, so API callers are not page sessions.
         api_trigger = gr.Button(visible=False)
         api_trigger.click(user_errors(service.caption), [image, *controls, inline_heatmaps], outputs,
@@ -164,7 +171,7 @@ def build_app(config: UIConfig | None = None) -> gr.Blocks:
     return app
 
 
-def launch(app: gr.Blocks, **options: Any) -> tuple[Any, str, str]:
+def launch(app: CaptionerBlocks, **options: Any) -> tuple[Any, str, str]:
     """Serve the page, Gradio's API and the plain HTTP API at ``/v1`` (``options`` go to ``Blocks.launch``)."""
     service: CaptionService = app.captioner_service
     return app.launch(max_file_size=service.config.max_file_size, css=CSS, footer_links=["api"],

@@ -41,7 +41,7 @@ def colorize(weights: np.ndarray) -> np.ndarray:
 def view_as_model(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     """The part of ``image`` (RGB uint8 (3, H, W)) the encoder saw, at display size, keeping its shape."""
     if config.resize_mode == "center_crop":  # the grid covers only the centre crop
-        image = TF.center_crop(image, list(center_crop_size(tuple(image.shape[1:]), config.input_size)))
+        image = TF.center_crop(image, list(center_crop_size((image.shape[1], image.shape[2]), config.input_size)))
     height, width = image.shape[1:]
     scale = DISPLAY_SIZE / max(height, width)
     return TF.resize(image, [max(1, round(height * scale)), max(1, round(width * scale))], antialias=True)

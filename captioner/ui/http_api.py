@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import threading
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -66,7 +66,10 @@ def decoding_fields() -> dict[str, Any]:
     return fields
 
 
-CaptionForm = create_model("CaptionForm", __base__=CaptionFormBase, **decoding_fields())
+if TYPE_CHECKING:  # the fields are made at run time; type checkers see the base
+    CaptionForm = CaptionFormBase
+else:
+    CaptionForm = create_model("CaptionForm", __base__=CaptionFormBase, **decoding_fields())
 
 
 class Candidate(BaseModel):

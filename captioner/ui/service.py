@@ -85,12 +85,12 @@ class PageSessions:
     """
 
     def __init__(self, keep: int = 256) -> None:
-        self._latest: OrderedDict[str, tuple[int, AttentionMaps | None]] = OrderedDict()
+        self._latest: OrderedDict[str | None, tuple[int, AttentionMaps | None]] = OrderedDict()
         self._tokens = itertools.count()
         self._keep = keep
         self._lock = threading.Lock()
 
-    def start(self, session: str) -> int:
+    def start(self, session: str | None) -> int:
         """Note a new request from ``session``; its token."""
         with self._lock:
             token = next(self._tokens)
@@ -100,7 +100,7 @@ class PageSessions:
                 self._latest.popitem(last=False)
             return token
 
-    def finish(self, session: str, token: int, maps: AttentionMaps | None) -> bool:
+    def finish(self, session: str | None, token: int, maps: AttentionMaps | None) -> bool:
         """Keep ``maps`` if request ``token`` is still the session's latest; say whether it is."""
         with self._lock:
             latest = self._latest.get(session, (None, None))[0] == token
@@ -108,7 +108,7 @@ class PageSessions:
                 self._latest[session] = (token, maps)
             return latest
 
-    def maps(self, session: str) -> AttentionMaps | None:
+    def maps(self, session: str | None) -> AttentionMaps | None:
         with self._lock:
             return self._latest.get(session, (None, None))[1]
 
@@ -203,7 +203,7 @@ class CaptionService:
         for spec, message in result.postprocess_errors.items():
             gr.Warning(public_message(f"{spec}: {message}"))
         texts = nbest_texts(captioner, result, target)
-        nbest = [[rank, text, round(candidate.score, 2)]
+        nbest = [[rank, text, None if candidate.score is None else round(candidate.score, 2)]
                  for rank, (text, candidate) in enumerate(zip(texts, result.candidates), 1)]
         maps = AttentionMaps.of(pixels, result.candidates[0], captioner.encoder_config)
         outputs = (result.text, nbest, result.to_dict(), summary_html(result), explanations_html(result.extras))
