@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -33,3 +35,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_replace_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
+    """Make ``path`` a folder that ``write(folder)`` fills, replacing any old one only once it is complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    try:
+        write(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if path.exists():
+        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".old-{path.name}-"))
+        path.rename(old / path.name)
+        staging.rename(path)
+        shutil.rmtree(old)
+    else:
+        staging.rename(path)

@@ -6,8 +6,6 @@ import copy
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_replace_folder, atomic_write_text
 from ..captioner import Captioner
 from ..data import CaptionedImage, load_dataset
 from ..decoder import Decoder
@@ -36,6 +34,7 @@ from .augment import Augmentation, mirrorable
 from .checkpoint import latest_checkpoint, read_state, write_checkpoint
 from .cider_reward import CiderD
 from .config import TrainConfig
+from .early_stopping import EarlyStopping
 from .pixels import PixelStore
 from .scst import scst_loss
 from .teacher_forcing import TeacherForcing
@@ -267,13 +266,13 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_multiplier(step, config.warmup_steps, total, config.lr_schedule)
         )
-        self.start_epoch, self.best_score, self.best_epoch, self.bad_epochs = 0, -math.inf, -1, 0
+        self.start_epoch, self.selection = 0, EarlyStopping(config.patience)
         if self.resume_from is not None:
             state = read_state(self.resume_from)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.start_epoch = state["epoch"] + 1
-            self.best_score, self.best_epoch, self.bad_epochs = state["best_score"], state["best_epoch"], state["bad_epochs"]
+            self.selection.load(state)
             if self.is_main:
                 print(f"resuming after epoch {state['epoch'] + 1} from {self.resume_from}")
 
@@ -381,24 +380,13 @@ class Trainer:
 
     # -- the run -------------------------------------------------------------------------
 
-    def _save_best(self) -> None:
-        best = self.output / "best"
-        staging = Path(tempfile.mkdtemp(dir=self.output, prefix=".best-"))
-        self.captioner.save(staging, dtype=getattr(torch, self.config.save_dtype))
-        if best.exists():
-            old = Path(tempfile.mkdtemp(dir=self.output, prefix=".old-best-"))
-            best.rename(old / "best")
-            staging.rename(best)
-            shutil.rmtree(old)
-        else:
-            staging.rename(best)
+    def _save_selected(self, folder: Path) -> None:
+        self.captioner.save(folder, dtype=getattr(torch, self.config.save_dtype))
 
     def _checkpoint(self, epoch: int) -> None:
         state = {
             "epoch": epoch,
-            "best_score": self.best_score,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
+            **self.selection.state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
         }
@@ -416,15 +404,11 @@ class Trainer:
             stop = torch.zeros(1)
             if self.is_main:
                 scores, samples = self.validate()
-                score = scores[config.select_metric]
-                improved = score > self.best_score
+                improved = self.selection.update(epoch, scores[config.select_metric])
                 if improved:
-                    self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
-                    self._save_best()
+                    atomic_replace_folder(self.output / "best", self._save_selected)
                     atomic_write_text(self.output / "best_val_captions.jsonl",
                                       "".join(json.dumps(s) + "\n" for s in samples))
-                else:
-                    self.bad_epochs += 1
                 self._checkpoint(epoch)
                 record = {"epoch": epoch + 1, "train_loss": round(loss, 5),
                           **({"classifier_drift": round(self.last_drift, 5)} if self.distill else {}),
@@ -434,7 +418,7 @@ class Trainer:
                     handle.write(json.dumps(record) + "\n")
                 if self.progress:
                     print(" ".join(f"{k}={v}" for k, v in record.items()), flush=True)
-                stop[0] = float(self.bad_epochs >= config.patience and epoch + 1 < config.epochs)
+                stop[0] = float(self.selection.exhausted and epoch + 1 < config.epochs)
             if self.world > 1:
                 dist.broadcast(stop, src=0)
             if stop.item():
