@@ -155,7 +155,7 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
     (such as an unknown post-processor).
     """
     from .captioner import Captioner
-    from .streaming import JsonlSink
+    from .jsonl_sink import JsonlSink
 
     if resume and not output:
         raise click.UsageError("--resume needs --output FILE")
@@ -342,9 +342,9 @@ def postprocessors(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def models(paths: tuple[str, ...], as_json: bool) -> None:
     """List the shipped models and describe any model folders given."""
-    from .models import DEFAULT_MODEL, list_models
+    from .models import DEFAULT_MODEL, describe_models
 
-    infos = list_models(list(paths))
+    infos = describe_models(list(paths))
     if as_json:
         click.echo(json.dumps([asdict(info) for info in infos], indent=2))
     else:

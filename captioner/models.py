@@ -73,8 +73,9 @@ def describe_model(name: str, path: Path) -> ModelInfo:
     return ModelInfo(name, str(path), config.encoder, config.decoder, config.vocab_size)
 
 
-def list_models(paths: list[str] | None = None) -> list[ModelInfo]:
-    """The shipped models followed by the given model folders."""
+def describe_models(paths: list[str] | None = None) -> list[ModelInfo]:
+    """What the shipped models and the given model folders hold (``list_*`` functions return names,
+    ``describe_*`` ones return infos, as for post-processors)."""
     root = shipped_models_dir()
     infos = [describe_model(name, root / name) for name in shipped_model_names()] if root else []
     infos += [describe_model(str(p), Path(p)) for p in paths or []]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from captioner import Captioner
-from captioner.models import DEFAULT_MODEL, list_models, resolve_model
+from captioner.models import DEFAULT_MODEL, describe_models, resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.jpg"))
@@ -22,7 +22,7 @@ def test_default_model_is_shipped_small_and_listed():
     size = sum(p.stat().st_size for p in folder.iterdir())
     assert size <= 40 * 1024 * 1024
     assert (folder / "README.md").is_file()  # the model card
-    assert any(info.name == DEFAULT_MODEL and info.error is None for info in list_models())
+    assert any(info.name == DEFAULT_MODEL and info.error is None for info in describe_models())
 
 
 def test_default_model_captions_the_example_photos(default_model):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..captioner import Captioner
 from ..device import describe_device
 from ..errors import ModelLoadError
-from ..models import describe_model, list_models, resolve_model
+from ..models import describe_model, describe_models, resolve_model
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def find_models(extra: tuple[str, ...] = ()) -> list[ModelChoice]:
         if info.error:
             raise ModelLoadError(info.error)
         choices.setdefault(name, ModelChoice(name, info.path, info.encoder or "?", info.decoder or "?"))
-    for info in list_models():
+    for info in describe_models():
         if info.error is None and info.name not in choices and info.path not in {c.source for c in choices.values()}:
             choices[info.name] = ModelChoice(info.name, info.path, info.encoder or "?", info.decoder or "?")
     return list(choices.values())
