@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from test_training import config, metrics
 from torch import nn
 
 from captioner import Captioner, EncoderConfig, FeatureMapEncoder, hookimpl
@@ -11,7 +12,6 @@ from captioner.training import Trainer
 from captioner.training.augment import Augmentation, mirrorable
 from captioner.training.pixels import PixelStore
 from captioner.training.trainer import classifier_drift
-from test_training import config, metrics
 
 CLASSIFIER_CONFIG = EncoderConfig(input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), feature_dim=8,
                                   spatial=True, classes="imagenet-1k")
@@ -158,3 +158,36 @@ def test_cached_activations_train_like_pixels_without_augmentation(tiny_flickr, 
 def test_cached_activations_cannot_augment(tiny_flickr, tmp_path):
     with pytest.raises(ValueError, match="cannot augment"):
         config(tiny_flickr, tmp_path, mode="finetune", cache_activations=True)
+
+
+def test_fine_tuning_resumes_exactly_with_the_classifier_held_to_where_it_started(tiny_flickr, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from captioner.training import train
+
+    base = Trainer(config(tiny_flickr, tmp_path / "base", encoder="tiny_cnn_classifier", epochs=1),
+                   progress=False).run()
+
+    def finetune(name):
+        return config(tiny_flickr, tmp_path / name, encoder="tiny_cnn_classifier", init_from=str(base), mode="finetune",
+                      finetune_stages=2, epochs=3, encoder_lr=1e-2, classifier_distillation=5.0)
+
+    train(finetune("straight"), progress=False)
+    original = Trainer.train_epoch
+
+    def crash_in_third_epoch(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(finetune("resumed"), progress=False)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    train(finetune("resumed"), resume=True, progress=False)
+
+    a, b = (load_file(tmp_path / name / "run" / "checkpoints" / "epoch-0003" / "model.safetensors")
+            for name in ("straight", "resumed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    drifts = [metrics(tmp_path / name / "run")[2]["classifier_drift"] for name in ("straight", "resumed")]
+    assert drifts[0] == drifts[1]  # held to the init_from encoder after the resume too

@@ -21,10 +21,11 @@ class CachedActivations:
 
     @classmethod
     @torch.no_grad()
-    def compute(cls, encoder: Encoder, pixels: PixelStore, first_stage: int,
+    def compute(cls, encoder: Encoder, pixels: PixelStore, first_stage: int, reference: Encoder | None = None,
                 batch_size: int = 64) -> CachedActivations:
         """Run the stages before ``first_stage`` over every image once (checking that the stages
-        compose the encoder, which caching relies on)."""
+        compose the encoder, which caching relies on); the class logits come from ``reference``
+        (the encoder fine-tuning started from) when given, else from ``encoder``."""
         activations, logits = [], []
         for index, rows in enumerate(torch.arange(len(pixels)).split(batch_size)):
             batch = pixels.batch(rows)
@@ -34,6 +35,7 @@ class CachedActivations:
                 raise CaptionerError(f"{type(encoder).__name__}: its stages() do not compute what the encoder "
                                      "computes, so their activations cannot be cached (set cache_activations = false)")
             activations.append(hidden.to(torch.float16).cpu())
-            if output.class_logits is not None:
-                logits.append(output.class_logits.float().cpu())
+            class_logits = reference(batch).class_logits if reference is not None else output.class_logits
+            if class_logits is not None:
+                logits.append(class_logits.float().cpu())
         return cls(torch.cat(activations), torch.cat(logits) if logits else None)

@@ -191,6 +191,10 @@ class Trainer:
         encoder = self.captioner.encoder
         encoder.eval().requires_grad_(False)
         self.train_cache = self.val_cache = None
+        config = self.config
+        self.distill = (config.mode == "finetune" and config.classifier_distillation > 0
+                        and getattr(encoder, "classifier", None) is not None)
+        reference = self._starting_encoder() if self.distill else None
         if self.config.mode == "finetune":
             self.train_features = self.val_features = None
             self.train_pixels, self.val_pixels = (
@@ -201,11 +205,12 @@ class Trainer:
             stages = encoder.stages()
             self.first_stage = max(0, len(stages) - self.config.finetune_stages)
             if self.config.cache_activations:
-                self.train_cache, self.val_cache = (CachedActivations.compute(encoder, store, self.first_stage)
+                self.train_cache, self.val_cache = (CachedActivations.compute(encoder, store, self.first_stage, reference)
                                                     for store in (self.train_pixels, self.val_pixels))
                 self.train_pixels = self.val_pixels = None  # type: ignore[assignment]  # the cache replaces them
             for stage in stages[self.first_stage :]:
                 stage.requires_grad_(True)
+            self.reference = reference if self.train_cache is None else None  # a cache holds its logits
             return
         cache = FeatureCache(Path(self.config.cache_dir or default_cache_dir()), self.config.encoder, encoder)
         paths = [image.path for image in self.train_images + self.val_images]
@@ -219,6 +224,17 @@ class Trainer:
         n = len(self.train_images)
         self.train_features = (features.pooled[:n], None if features.grid is None else features.grid[:n])
         self.val_features = (features.pooled[n:], None if features.grid is None else features.grid[n:])
+
+    def _starting_encoder(self) -> Encoder:
+        """The encoder as this run's fine-tuning found it (the classifier is held to its predictions),
+        frozen: ``init_from``'s or the pretrained one, also when resuming."""
+        if self.resume_from is None:
+            start = copy.deepcopy(self.captioner.encoder)
+        elif self.config.init_from:
+            start = Captioner.from_pretrained(self.config.init_from).encoder
+        else:
+            start = create_encoder(self.config.encoder, pretrained=True)
+        return start.to(self.device).requires_grad_(False).eval()
 
     def _features(self, stored, rows: torch.Tensor) -> EncoderOutput:
         pooled, grid = stored
@@ -248,10 +264,6 @@ class Trainer:
         config = self.config
         finetune = config.mode == "finetune"
         encoder = self.captioner.encoder
-        self.distill = finetune and config.classifier_distillation > 0 and getattr(encoder, "classifier", None) is not None
-        # the encoder as fine-tuning found it, whose class logits the classifier is held to
-        self.reference = (copy.deepcopy(encoder).requires_grad_(False).eval()
-                          if self.distill and self.train_cache is None else None)
         self.training_module = TrainingModule(self.captioner.decoder, encoder if finetune else None,
                                               self.first_stage if self.train_cache is not None else 0)
         self.module = DistributedDataParallel(self.training_module) if self.world > 1 else self.training_module
