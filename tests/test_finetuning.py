@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_training import config, metrics
+from test_training import config, interrupt_in_third_epoch_then_resume, metrics
 from torch import nn
 
 from captioner import Captioner, EncoderConfig, FeatureMapEncoder, hookimpl
@@ -173,18 +173,7 @@ def test_fine_tuning_resumes_exactly_with_the_classifier_held_to_where_it_starte
                       finetune_stages=2, epochs=3, encoder_lr=1e-2, classifier_distillation=5.0)
 
     train(finetune("straight"), progress=False)
-    original = Trainer.train_epoch
-
-    def crash_in_third_epoch(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", crash_in_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(finetune("resumed"), progress=False)
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    train(finetune("resumed"), resume=True, progress=False)
+    interrupt_in_third_epoch_then_resume(finetune("resumed"), monkeypatch)
 
     a, b = (load_file(tmp_path / name / "run" / "checkpoints" / "epoch-0003" / "model.safetensors")
             for name in ("straight", "resumed"))

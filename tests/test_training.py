@@ -44,12 +44,8 @@ def test_frozen_training_writes_a_loadable_best_model(tiny_flickr, tmp_path):
     assert len((tmp_path / "run" / "best_val_captions.jsonl").read_text().splitlines()) == 2
 
 
-def test_resume_continues_exactly(tiny_flickr, tmp_path, monkeypatch):
-    straight = config(tiny_flickr, tmp_path / "a", decoder="lstm", decoder_hparams={"embed_dim": 8, "hidden_dim": 8})
-    train(straight, progress=False)
-
-    interrupted = config(tiny_flickr, tmp_path / "b", decoder="lstm", decoder_hparams={"embed_dim": 8, "hidden_dim": 8},
-                         cache_dir=straight.cache_dir)
+def interrupt_in_third_epoch_then_resume(cfg: TrainConfig, monkeypatch) -> None:
+    """Train ``cfg`` until epoch 3 is cut short (as Ctrl-C would), then resume it to the end."""
     original = Trainer.train_epoch
 
     def crash_in_third_epoch(self, epoch):
@@ -59,9 +55,18 @@ def test_resume_continues_exactly(tiny_flickr, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train_epoch", crash_in_third_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train(interrupted, progress=False)
+        train(cfg, progress=False)
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    train(interrupted, resume=True, progress=False)
+    train(cfg, resume=True, progress=False)
+
+
+def test_resume_continues_exactly(tiny_flickr, tmp_path, monkeypatch):
+    straight = config(tiny_flickr, tmp_path / "a", decoder="lstm", decoder_hparams={"embed_dim": 8, "hidden_dim": 8})
+    train(straight, progress=False)
+
+    interrupted = config(tiny_flickr, tmp_path / "b", decoder="lstm", decoder_hparams={"embed_dim": 8, "hidden_dim": 8},
+                         cache_dir=straight.cache_dir)
+    interrupt_in_third_epoch_then_resume(interrupted, monkeypatch)
 
     a = load_file(tmp_path / "a" / "run" / "checkpoints" / "epoch-0003" / "model.safetensors")
     b = load_file(tmp_path / "b" / "run" / "checkpoints" / "epoch-0003" / "model.safetensors")
