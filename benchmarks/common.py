@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from captioner.models import shipped_assets_dir
+from captioner.model_catalog import shipped_assets_dir
 
 FLICKR8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "flickr8k"
 

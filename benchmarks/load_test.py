@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--output", help="Write the results as JSON here")
     args = parser.parse_args()
 
-    from captioner.models import shipped_assets_dir
+    from captioner.model_catalog import shipped_assets_dir
 
     images = sorted(str(p) for p in (shipped_assets_dir("examples") or Path(".")).glob("*.jpg"))
     apis = args.api or list(APIS)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Table, benchmark_images, machine, peak_rss_mb, percentile  # noqa: E402
 
 from captioner import Captioner  # noqa: E402
-from captioner.loading import BatchLoader  # noqa: E402
+from captioner.batch_loader import BatchLoader  # noqa: E402
 
 PEER_TOKENS = 12  # every model writes exactly this many tokens in the peer comparison
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from os import PathLike
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .batch_loader import BatchLoader
 from .decoder import Decoder, check_decoder_step
 from .decoding import DecodingOptions, decode
 from .device import pick_device
@@ -21,9 +23,8 @@ from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError, describe_exception
 from .images import ImageInput
 from .labelset import load_label_set
-from .loading import BatchLoader
-from .modelfile import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
-from .models import resolve_model
+from .model_catalog import resolve_model
+from .model_folder import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
 from .objects import ObjectWords, RecognizedObject, fix_articles
 from .postprocessing import PostProcessingChain
 from .registry import create_decoder, create_encoder, decoders, encoders
@@ -55,6 +56,17 @@ def _registered_name(module: nn.Module, registry_kind: str) -> str:
     return name
 
 
+def _renamed_argument(old: str, old_value: Any, new: str, new_value: Any) -> Any:
+    """``new_value``, or ``old_value`` with a :class:`DeprecationWarning` if only the old name was used."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise TypeError(f"pass {new}, not both {new} and its deprecated name {old}")
+    warnings.warn(f"{old} is deprecated and will be removed in a future release; use {new} (the name training "
+                  "configs and config.json use)", DeprecationWarning, stacklevel=3)
+    return old_value
+
+
 def _split_inputs(images: Any) -> tuple[list[Any], bool]:
     """A list of single images, and whether one image (not a batch) was given."""
     if isinstance(images, (list, tuple)):
@@ -82,16 +94,22 @@ class Captioner:
         device: str | torch.device | None = None,
         decoding: DecodingOptions | None = None,
         encoder_options: dict[str, Any] | None = None,
-        decoder_options: dict[str, Any] | None = None,
+        decoder_hparams: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        decoder_options: dict[str, Any] | None = None,
     ) -> None:
+        """``encoder_options`` go to ``create_encoder`` (e.g. ``pretrained``, ``weights``) when ``encoder``
+        is a name; ``decoder_hparams`` to ``create_decoder`` when ``decoder`` is one: the same
+        hyper-parameters a training config's ``decoder_hparams`` and ``config.json`` hold.
+        ``decoder_options`` is the deprecated name of ``decoder_hparams``."""
+        decoder_hparams = _renamed_argument("decoder_options", decoder_options, "decoder_hparams", decoder_hparams)
         self.vocab = vocab if isinstance(vocab, Vocabulary) else Vocabulary.from_words(vocab)
         encoder_module: Encoder = (create_encoder(encoder, **(encoder_options or {})) if isinstance(encoder, str)
                                    else encoder)
         self.encoder_config: EncoderConfig = encoder_module.config
         decoder_module: Decoder = (
             create_decoder(decoder, vocab_size=len(self.vocab), feature_dim=self.encoder_config.feature_dim,
-                           **(decoder_options or {}))
+                           **(decoder_hparams or {}))
             if isinstance(decoder, str) else decoder
         )
         self._check_compatible(encoder_module, decoder_module)

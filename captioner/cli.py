@@ -342,7 +342,7 @@ def postprocessors(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def models(paths: tuple[str, ...], as_json: bool) -> None:
     """List the shipped models and describe any model folders given."""
-    from .models import DEFAULT_MODEL, describe_models
+    from .model_catalog import DEFAULT_MODEL, describe_models
 
     infos = describe_models(list(paths))
     if as_json:

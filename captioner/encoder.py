@@ -67,6 +67,11 @@ class EncoderOutput(NamedTuple):
         """The features of some images, e.g. ``features.rows(slice(i, i + 1))`` for image ``i``."""
         return EncoderOutput(self.pooled[index], *(None if value is None else value[index] for value in self[1:]))
 
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> EncoderOutput:
+        """The same features on ``device`` (and in ``dtype`` if given)."""
+        return EncoderOutput(self.pooled.to(device, dtype), *(None if value is None else value.to(device, dtype)
+                                                              for value in self[1:]))
+
     def float(self) -> EncoderOutput:
         """The same features in float32 (after mixed-precision encoding)."""
         return EncoderOutput(self.pooled.float(), *(None if value is None else value.float() for value in self[1:]))

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from .batch_loader import BatchLoader
 from .errors import ImageError
-from .loading import BatchLoader
 from .vocab import tokenize
 
 ALL_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")

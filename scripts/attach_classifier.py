@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from captioner import Captioner, create_encoder
-from captioner.modelfile import WEIGHTS_FILE
+from captioner.model_folder import WEIGHTS_FILE
 
 
 def main(folder: Path) -> None:

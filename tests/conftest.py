@@ -48,7 +48,7 @@ def tiny_captioner(request, vocab) -> Captioner:
     hparams = {"embed_dim": 16, "hidden_dim": 24}
     if request.param == "attention_lstm":
         hparams.update(attention_dim=12, memory_dim=12)
-    return Captioner("tiny_cnn", request.param, vocab, device="cpu", decoder_options=hparams)
+    return Captioner("tiny_cnn", request.param, vocab, device="cpu", decoder_hparams=hparams)
 
 
 @pytest.fixture

@@ -107,10 +107,19 @@ def test_decoding_methods_and_unknown_options(tiny_captioner):
 
 def test_attention_decoder_reports_where_it_looked(vocab):
     captioner = Captioner("tiny_cnn", "attention_lstm", vocab, device="cpu",
-                          decoder_options={"embed_dim": 8, "hidden_dim": 8, "attention_dim": 4, "memory_dim": 8})
+                          decoder_hparams={"embed_dim": 8, "hidden_dim": 8, "attention_dim": 4, "memory_dim": 8})
     result = captioner.caption(random_photo(7), max_length=5)
     best = result.candidates[0]
     assert best.attention.shape[0] >= len(best.words) and best.attention.shape[1] == 16  # 4x4 grid
+
+
+def test_decoder_options_is_the_deprecated_name_of_decoder_hparams(vocab):
+    hparams = {"embed_dim": 8, "hidden_dim": 12}
+    with pytest.warns(DeprecationWarning, match="decoder_options is deprecated.*use decoder_hparams"):
+        old = Captioner("tiny_cnn", "gru", vocab, device="cpu", decoder_options=hparams)
+    assert old.decoder.hparams == Captioner("tiny_cnn", "gru", vocab, device="cpu", decoder_hparams=hparams).decoder.hparams
+    with pytest.raises(TypeError, match="not both decoder_hparams and its deprecated name decoder_options"):
+        Captioner("tiny_cnn", "gru", vocab, decoder_hparams=hparams, decoder_options=hparams)
 
 
 def test_incompatible_parts_are_refused(vocab):

@@ -62,7 +62,7 @@ def test_models_lists_given_folders(tiny_captioner, tmp_path):
 def test_real_encoder_model_saved_loaded_and_used_from_shell_and_api(vocab, image_folder, tmp_path):
     torch.manual_seed(0)
     built = Captioner("efficientnet_lite0", "attention_lstm", vocab, device="cpu",
-                      decoder_options={"hidden_dim": 32, "embed_dim": 16, "attention_dim": 16})
+                      decoder_hparams={"hidden_dim": 32, "embed_dim": 16, "attention_dim": 16})
     model = built.save(tmp_path / "lite0-attention", dtype=torch.float16)
     api = Captioner.from_pretrained(model).caption([str(p) for p in sorted(image_folder.rglob("*.jp*g"))], beam_size=3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPTIONER_")}

@@ -17,7 +17,7 @@ PHOTOS = [random_photo(seed) for seed in range(4)]
 def save_model(folder, vocab, seed, encoder=None, decoder="attention_lstm"):
     torch.manual_seed(seed)
     captioner = Captioner(encoder or "tiny_cnn", decoder, vocab, device="cpu",
-                          decoder_options=HPARAMS if decoder == "attention_lstm" else {"embed_dim": 16, "hidden_dim": 24})
+                          decoder_hparams=HPARAMS if decoder == "attention_lstm" else {"embed_dim": 16, "hidden_dim": 24})
     with torch.no_grad():  # sharper, different predictions per member, so an ensemble has something to average
         captioner.decoder.output.weight.mul_(20)
     captioner.save(folder, dtype=torch.float32)

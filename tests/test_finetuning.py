@@ -10,8 +10,9 @@ from captioner.images import load_image, preprocess
 from captioner.plugins import register_plugin, unregister_plugin
 from captioner.training import Trainer
 from captioner.training.augment import Augmentation, mirrorable
+from captioner.training.distillation import classifier_drift
 from captioner.training.pixels import PixelStore
-from captioner.training.trainer import classifier_drift
+from captioner.training.sources import DecodedPixels, FrozenStageActivations
 
 CLASSIFIER_CONFIG = EncoderConfig(input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), feature_dim=8,
                                   spatial=True, classes="imagenet-1k")
@@ -81,7 +82,7 @@ def drift_after_finetuning(tiny_flickr, tmp_path, weight: float) -> float:
     cfg = config(tiny_flickr, tmp_path / str(weight), encoder="tiny_cnn_classifier", mode="finetune",
                  finetune_stages=4, epochs=2, encoder_lr=3e-2, classifier_distillation=weight)
     trainer = Trainer(cfg, progress=False)
-    pixels = trainer.train_pixels.batch(torch.arange(len(trainer.train_pixels)))
+    pixels = trainer.data.train.batch(torch.arange(len(trainer.data.train)))
     with torch.no_grad():
         before = trainer.captioner.encoder(pixels).class_logits
     trainer.run()
@@ -148,7 +149,7 @@ def test_cached_activations_train_like_pixels_without_augmentation(tiny_flickr, 
         bottom = trainer.captioner.encoder.trunk[0].weight.detach().clone()
         trainer.run()
         assert torch.equal(trainer.captioner.encoder.trunk[0].weight, bottom)  # below the tuned stages: frozen
-        assert (trainer.train_pixels is None) == cached
+        assert isinstance(trainer.data, FrozenStageActivations if cached else DecodedPixels)
         runs[cached] = metrics(tmp_path / str(cached) / "run")
     for pixels, cached in zip(runs[False], runs[True]):  # the cache holds float16 activations: near, not equal
         assert cached["train_loss"] == pytest.approx(pixels["train_loss"], rel=1e-2)

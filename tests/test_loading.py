@@ -15,7 +15,7 @@ from PIL import Image
 from captioner import EncoderConfig
 from captioner.cli import cli
 from captioner.images import load_image, preprocess
-from captioner.loading import BatchLoader
+from captioner.batch_loader import BatchLoader
 from conftest import random_photo
 
 CONFIG = EncoderConfig(input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), feature_dim=8, spatial=True)

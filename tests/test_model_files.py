@@ -132,7 +132,7 @@ def test_average_of_models_is_the_mean_of_their_weights(tmp_path, vocab):
     folders = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        model = Captioner("tiny_cnn", "gru", vocab, device="cpu", decoder_options={"hidden_dim": 8, "embed_dim": 8})
+        model = Captioner("tiny_cnn", "gru", vocab, device="cpu", decoder_hparams={"hidden_dim": 8, "embed_dim": 8})
         folders.append(model.save(tmp_path / f"m{seed}"))
     result = CliRunner().invoke(cli, ["average", *map(str, folders), "-o", str(tmp_path / "avg"), "--dtype", "float32",
                                       "--set", "length_penalty=0.7"])
@@ -142,7 +142,7 @@ def test_average_of_models_is_the_mean_of_their_weights(tmp_path, vocab):
         torch.testing.assert_close(avg[name], (a[name] + b[name]) / 2)
     averaged = Captioner.from_pretrained(tmp_path / "avg")
     assert averaged.decoding.length_penalty == 0.7 and len(averaged.metadata["averaged_from"]) == 2
-    other_vocab = Captioner("tiny_cnn", "gru", ["x", "y"], decoder_options={"hidden_dim": 8, "embed_dim": 8})
+    other_vocab = Captioner("tiny_cnn", "gru", ["x", "y"], decoder_hparams={"hidden_dim": 8, "embed_dim": 8})
     other = other_vocab.save(tmp_path / "other")
     bad = CliRunner().invoke(cli, ["average", str(folders[0]), str(other), "-o", str(tmp_path / "bad")])
     assert bad.exit_code == 1 and "cannot average" in bad.stderr

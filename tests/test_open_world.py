@@ -284,7 +284,7 @@ class ClassifierEncoderPlugin:
 def test_models_with_and_without_a_classifier_save_load_and_caption(tmp_path, captioner_plugin, vocab):
     captioner_plugin(ClassifierEncoderPlugin(), "tiny-classifier")
     torch.manual_seed(0)
-    model = Captioner("tiny_classifier_cnn", "gru", vocab, device="cpu", decoder_options={"hidden_dim": 16})
+    model = Captioner("tiny_classifier_cnn", "gru", vocab, device="cpu", decoder_hparams={"hidden_dim": 16})
     photo = random_photo(1)
     result = model.caption(photo)
     assert len(result.objects) >= 1 and result.objects[0].wnid.startswith("n")

@@ -182,7 +182,7 @@ def test_an_encoder_that_breaks_its_declared_feature_dim_is_blamed(captioner_plu
             register("liar_cnn", make_liar, config=liar_config)
 
     captioner_plugin(Liar(), "liar-plugin")
-    model = captioner.Captioner("liar_cnn", "gru", vocab, device="cpu", decoder_options={"embed_dim": 8, "hidden_dim": 8})
+    model = captioner.Captioner("liar_cnn", "gru", vocab, device="cpu", decoder_hparams={"embed_dim": 8, "hidden_dim": 8})
     with pytest.raises(PluginError, match=r"encoder 'liar_cnn' from plugin 'liar-plugin' failed: ValueError: pooled "
                                           r"features have shape \(1, 8\), but its config declares \(1, feature_dim=4\)"):
         model.caption(random_photo(1))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from captioner import Captioner
-from captioner.models import DEFAULT_MODEL, describe_models, resolve_model
+from captioner.model_catalog import DEFAULT_MODEL, describe_models, resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.jpg"))

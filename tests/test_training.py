@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from captioner import Captioner
-from captioner.features import FeatureCache
+from captioner.feature_cache import FeatureCache
 from captioner.training import TrainConfig, Trainer, train
 from captioner.training.trainer import TrainingError
 
@@ -104,7 +104,7 @@ def test_cider_reward_matches_pycocoevalcap():
 
 
 def test_nan_loss_stops_with_a_clear_message(tiny_flickr, tmp_path, monkeypatch):
-    monkeypatch.setattr(Trainer, "_loss", lambda self, *args: torch.tensor(float("nan"), requires_grad=True))
+    monkeypatch.setattr(Trainer, "_batch_loss", lambda self, *args: (torch.tensor(float("nan"), requires_grad=True), None))
     with pytest.raises(TrainingError, match="loss became nan at epoch 1, step 1"):
         train(config(tiny_flickr, tmp_path), progress=False)
 
@@ -191,7 +191,7 @@ from captioner.training import TrainConfig, Trainer, train
 from captioner.training import checkpoint
 
 where = sys.argv[2]
-original_epoch, original_loss, original_write = Trainer.train_epoch, Trainer._loss, checkpoint.atomic_write_text
+original_epoch, original_loss, original_write = Trainer.train_epoch, Trainer._batch_loss, checkpoint.atomic_write_text
 calls = {"loss": 0}
 
 def train_epoch(self, epoch):
@@ -209,7 +209,7 @@ def write_text(path, text):
         os.kill(os.getpid(), signal.SIGKILL)  # the epoch-2 folder is written, the pointer is not
     return original_write(path, text)
 
-Trainer.train_epoch, Trainer._loss, checkpoint.atomic_write_text = train_epoch, loss, write_text
+Trainer.train_epoch, Trainer._batch_loss, checkpoint.atomic_write_text = train_epoch, loss, write_text
 train(TrainConfig.from_file(sys.argv[1]), progress=False)
 """
 
@@ -236,11 +236,11 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_flickr,
 
 
 def test_an_infinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_flickr, tmp_path, monkeypatch):
-    original = Trainer._loss
+    original = Trainer._batch_loss
 
     def infinite_in_second_epoch(self, *args):
-        loss = original(self, *args)
-        return loss * float("inf") if self.epoch_of_last_batch == 1 else loss
+        loss, drift = original(self, *args)
+        return (loss * float("inf") if self.epoch_of_last_batch == 1 else loss), drift
 
     original_epoch = Trainer.train_epoch
 
@@ -248,7 +248,7 @@ def test_an_infinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_flickr, 
         self.epoch_of_last_batch = epoch
         return original_epoch(self, epoch)
 
-    monkeypatch.setattr(Trainer, "_loss", infinite_in_second_epoch)
+    monkeypatch.setattr(Trainer, "_batch_loss", infinite_in_second_epoch)
     monkeypatch.setattr(Trainer, "train_epoch", tracking)
     with pytest.raises(TrainingError, match="loss became inf at epoch 2, step 1; stopping .*last good checkpoint"):
         train(config(tiny_flickr, tmp_path), progress=False)

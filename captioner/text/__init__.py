@@ -6,5 +6,5 @@
   output is written by the same batched beam search as the captions (``translate-rnn``).
 
 Both read byte-level subword units (:mod:`.tokenizer`), so no word is ever unknown,
-and are stored as a folder of JSON + safetensors (:mod:`.modelfile`).
+and are stored as a folder of JSON + safetensors (:mod:`.model_folder`).
 """

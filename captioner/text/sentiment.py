@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .batching import length_batches, pad
 from .lexicon import FEATURES, word_features
-from .modelfile import TextModel
+from .model_folder import TextModel
 from .tokenizer import SubwordTokenizer
 
 KIND = "sentiment-rnn"

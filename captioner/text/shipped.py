@@ -6,9 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import PostProcessError
-from ..modelfile import read_json
-from ..models import shipped_assets_dir
-from .modelfile import CONFIG_FILE, FORMAT_NAME
+from ..model_catalog import shipped_assets_dir
+from ..model_folder import read_json
+from .model_folder import CONFIG_FILE, FORMAT_NAME
 from .sentiment import SentimentClassifier
 from .translation import TextTranslator
 

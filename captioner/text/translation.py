@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..decoder import DecoderStep, State, StepDecoder
 from ..decoding import DecodingOptions, beam_search
 from .batching import length_batches, pad
-from .modelfile import TextModel
+from .model_folder import TextModel
 from .tokenizer import Encoded
 
 KIND = "translate-rnn"

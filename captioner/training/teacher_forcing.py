@@ -1,12 +1,17 @@
-"""Teacher-forced decoding for training, with optional scheduled sampling."""
+"""Cross-entropy training: teacher-forced decoding (with optional scheduled sampling) and its loss."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..decoder import Decoder
-from ..encoder import EncoderOutput
+from ..encoder import Encoder, EncoderOutput
+from ..vocab import Vocabulary
+from .distillation import classifier_drift
 
 
 class TeacherForcing(nn.Module):
@@ -46,3 +51,48 @@ class TeacherForcing(nn.Module):
                 attention.append(out.attention)
             state = out.state
         return torch.stack(logits, 1), (torch.stack(attention, 1) if attention else None)
+
+
+def caption_loss(logits: torch.Tensor, attention: torch.Tensor | None, targets: torch.Tensor,
+                 label_smoothing: float = 0.0, attention_regularization: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of ``logits (B, T, V)`` against ``targets (B, T)`` (padding ignored), plus the
+    doubly stochastic attention penalty of Show, Attend and Tell: every region ``(B, T, N)`` should
+    get about one unit of attention over the caption."""
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                           ignore_index=Vocabulary.pad_id, label_smoothing=label_smoothing)
+    if attention is not None and attention_regularization > 0:
+        mask = (targets != Vocabulary.pad_id).unsqueeze(-1).to(attention.dtype)  # (B, T, 1)
+        coverage = (attention * mask).sum(dim=1)  # (B, N): attention each region got over the caption
+        loss = loss + attention_regularization * ((1.0 - coverage) ** 2).mean()
+    return loss
+
+
+class TrainingModule(nn.Module):
+    """What DDP wraps: teacher forcing, after the encoder when fine-tuning.
+
+    ``source`` is cached features (no ``encoder``), pixels (``first_stage`` 0) or the
+    cached input of stage ``first_stage``; given the class logits the encoder started
+    with, the drift of its classifier from them (:func:`classifier_drift`) comes back too.
+    """
+
+    def __init__(self, decoder: Decoder, encoder: Encoder | None, first_stage: int = 0) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.first_stage = first_stage
+        self.teacher_forcing = TeacherForcing(decoder)
+
+    def encode(self, source: Any, reference_logits: torch.Tensor | None = None) -> tuple[EncoderOutput, torch.Tensor | None]:
+        """Features of ``source`` (cached features pass through) and the classifier's drift, if asked."""
+        if self.encoder is None:
+            return source, None
+        features = self.encoder(source) if self.first_stage == 0 else self.encoder.forward_from(source, self.first_stage)
+        drift = None
+        if reference_logits is not None and features.class_logits is not None:
+            drift = classifier_drift(features.class_logits, reference_logits)
+        return features, drift
+
+    def forward(self, source: Any, reference_logits: torch.Tensor | None, inputs: torch.Tensor, sample_prob: float,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Logits ``(B, T, V)``, attention ``(B, T, N)`` or None, and the classifier's drift or None."""
+        features, drift = self.encode(source, reference_logits)
+        return *self.teacher_forcing(features, inputs, sample_prob, generator), drift

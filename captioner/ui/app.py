@@ -9,7 +9,7 @@ from starlette.routing import Mount
 
 from ..images import IMAGE_EXTENSIONS
 from ..methods import METHODS
-from ..models import shipped_assets_dir
+from ..model_catalog import shipped_assets_dir
 from .http_api import http_api
 from .messages import user_errors
 from .service import BEAM_SIZES, LENGTH_PENALTIES, MAX_LENGTHS, NBEST_HEADERS, CaptionService, UIConfig

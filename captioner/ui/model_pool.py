@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..captioner import Captioner
 from ..device import describe_device
 from ..errors import ModelLoadError
-from ..models import describe_model, describe_models, resolve_model
+from ..model_catalog import describe_model, describe_models, resolve_model
 
 
 @dataclass(frozen=True)

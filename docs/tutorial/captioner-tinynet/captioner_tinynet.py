@@ -38,7 +38,7 @@ def create_tiny_cnn(pretrained: bool = True, weights: str | Path | None = None) 
 
 @dataclass(frozen=True)
 class TinyGRUConfig:
-    """The decoder's hyper-parameters: what `decoder_options` (API) or `decoder_hparams` (training) set."""
+    """The decoder's hyper-parameters: `decoder_hparams` in the API, a training config and `config.json`."""
 
     embed_dim: int = 32
     hidden_dim: int = 64

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CaptionerError, ModelLoadError
-from .modelfile import CONFIG_FILE, read_config
+from .model_folder import CONFIG_FILE, read_config
 
 DEFAULT_MODEL = "flickr8k-lite0-attention"
 """The shipped model that is used when none is named."""

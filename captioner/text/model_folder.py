@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save
 
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..errors import ModelLoadError
-from ..modelfile import read_json
+from ..model_folder import read_json
 from .tokenizer import SubwordTokenizer
 
 FORMAT_NAME = "captioner-text-model"

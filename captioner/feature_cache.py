@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .atomic import atomic_write_bytes
-from .encoder import Encoder
+from .encoder import Encoder, EncoderOutput
 from .images import load_image, preprocess
 
 
@@ -40,14 +39,6 @@ def encoder_fingerprint(name: str, encoder: Encoder) -> str:
         digest.update(key.encode())
         digest.update(value.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-@dataclass
-class Features:
-    """Stacked features of a list of images: pooled ``(N, D)`` and grid ``(N, R, D)`` or None."""
-
-    pooled: torch.Tensor
-    grid: torch.Tensor | None
 
 
 class _Images(Dataset):
@@ -92,9 +83,9 @@ class FeatureCache:
                     done += 1
         return digests
 
-    def load(self, digests: list[str]) -> Features:
-        """Stack cached features for ``digests`` (all must be extracted)."""
+    def load(self, digests: list[str]) -> EncoderOutput:
+        """Stack cached features for ``digests`` (all must be extracted): pooled ``(N, D)``, grid ``(N, R, D)`` or None."""
         entries = [load_file(self._entry(d)) for d in digests]
         pooled = torch.stack([e["pooled"] for e in entries])
         grid = torch.stack([e["grid"] for e in entries]) if entries and "grid" in entries[0] else None
-        return Features(pooled, grid)
+        return EncoderOutput(pooled, grid)
