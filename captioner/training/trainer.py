@@ -16,9 +16,10 @@ from tqdm import tqdm
 from ..atomic import atomic_replace_folder, atomic_write_text
 from ..captioner import Captioner
 from ..data import load_dataset
+from ..decoder import Decoder
 from ..decoding import DecodingOptions
+from ..encoder import Encoder
 from ..errors import CaptionerError
-from ..registry import create_decoder, create_encoder
 from ..vocab import Vocabulary, tokenize
 from .augment import mirrorable
 from .batching import caption_batches, encode_captions, image_batches
@@ -83,21 +84,22 @@ class Trainer:
             self._restore(self.resume_from)
 
     def _build_captioner(self, start_from: Path | None, device: str | None) -> Captioner:
-        """A new model, or the one in ``start_from`` (with a new decoder if ``reset_decoder``)."""
+        """A new model (pretrained encoder, vocabulary from the training captions), or the one in
+        ``start_from`` (with a new decoder if ``reset_decoder``)."""
         config = self.config
+        encoder: Encoder | str
+        decoder: Decoder | str
         if start_from is None:
             vocab = Vocabulary.build((c for image in self.train_images for c in image.captions), config.min_word_count)
-            encoder = create_encoder(config.encoder, pretrained=True)
-            decoder = None
+            encoder, decoder = config.encoder, config.decoder
         else:
             start = Captioner.from_pretrained(start_from)
             encoder, decoder, vocab = start.encoder, start.decoder, start.vocab
-        if decoder is None or (config.reset_decoder and self.resume_from is None):
-            decoder = create_decoder(
-                config.decoder, vocab_size=len(vocab), feature_dim=encoder.config.feature_dim, **config.decoder_hparams
-            )
+            if config.reset_decoder and self.resume_from is None:
+                decoder = config.decoder
         return Captioner(
-            encoder, decoder, vocab, device=device,
+            encoder, decoder, vocab, device=device, encoder_options={"pretrained": True},
+            decoder_hparams=config.decoder_hparams,
             decoding=DecodingOptions(beam_size=config.val_beam_size, length_penalty=config.length_penalty),
             metadata={"training": config.to_json()},
         )
