@@ -70,9 +70,10 @@ class Trainer:
         self.pairs = encode_captions(self.train_images, self.captioner.vocab, config.max_words)
         self.image_mirrorable = torch.tensor([all(map(mirrorable, image.captions)) for image in self.train_images])
 
-        self.distill = False
-        self.data = self._prepare_data()
         finetune = config.mode == "finetune"
+        self.distill = (finetune and config.classifier_distillation > 0
+                        and getattr(self.captioner.encoder, "classifier", None) is not None)
+        self.data = self._prepare_data()
         self.training_module = TrainingModule(self.captioner.decoder, self.captioner.encoder if finetune else None,
                                               self.data.first_stage)
         self.module = DistributedDataParallel(self.training_module) if self.world > 1 else self.training_module
@@ -111,7 +112,6 @@ class Trainer:
         if config.mode == "frozen":
             return CachedFeatures.extract(config, encoder, self.train_images, self.val_images, self.device,
                                           distributed=self.world > 1, is_main=self.is_main, progress=self.progress)
-        self.distill = config.classifier_distillation > 0 and getattr(encoder, "classifier", None) is not None
         reference = starting_encoder(config, encoder, self.resume_from, self.device) if self.distill else None
         stages = encoder.stages()
         first_tuned = max(0, len(stages) - config.finetune_stages)
