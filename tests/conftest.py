@@ -17,11 +17,15 @@ TINY_CONFIG = EncoderConfig(input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.25
 WORDS = "a dog cat runs on the grass in red ball".split()
 
 
-def make_tiny_encoder(pretrained: bool = True, weights=None) -> FeatureMapEncoder:
-    trunk = nn.Sequential(  # (B, 3, 32, 32) -> (B, 8, 4, 4)
+def tiny_trunk() -> nn.Sequential:
+    """Two convolutions: ``(B, 3, 32, 32) -> (B, 8, 4, 4)``."""
+    return nn.Sequential(
         nn.Conv2d(3, 4, kernel_size=4, stride=4), nn.ReLU(), nn.Conv2d(4, 8, kernel_size=2, stride=2), nn.ReLU()
     )
-    return FeatureMapEncoder(trunk, TINY_CONFIG)
+
+
+def make_tiny_encoder(pretrained: bool = True, weights=None) -> FeatureMapEncoder:
+    return FeatureMapEncoder(tiny_trunk(), TINY_CONFIG)
 
 
 class TinyEncoderPlugin:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import tiny_trunk
 from test_training import config, interrupt_in_third_epoch_then_resume, metrics
 from torch import nn
 
@@ -19,10 +20,7 @@ CLASSIFIER_CONFIG = EncoderConfig(input_size=(32, 32), mean=(0.5, 0.5, 0.5), std
 
 
 def make_classifying_encoder(pretrained: bool = True, weights=None) -> FeatureMapEncoder:
-    trunk = nn.Sequential(  # (B, 3, 32, 32) -> (B, 8, 4, 4)
-        nn.Conv2d(3, 4, kernel_size=4, stride=4), nn.ReLU(), nn.Conv2d(4, 8, kernel_size=2, stride=2), nn.ReLU()
-    )
-    return FeatureMapEncoder(trunk, CLASSIFIER_CONFIG, nn.Linear(8, 1000))
+    return FeatureMapEncoder(tiny_trunk(), CLASSIFIER_CONFIG, nn.Linear(8, 1000))
 
 
 class ClassifyingEncoderPlugin:
