@@ -55,11 +55,15 @@ def caption_files(model: Any, processor: Any, files: list[str], batch_size: int,
     return made
 
 
-def run_peer(name: str, files: list[str], batch_size: int, beam_size: int, tokens: int, device: str) -> dict:
+def run_peer(name: str, files: list[str], batch_sizes: list[int], beam_size: int, tokens: int, device: str) -> list[dict]:
+    """Images/s of peer ``name`` at each batch size (one model build for all)."""
     model, processor = PEERS[name]()
     model.to(device)
-    caption_files(model, processor, files[:batch_size], batch_size, beam_size, tokens, device)  # warm-up
-    start = time.perf_counter()
-    made = caption_files(model, processor, files, batch_size, beam_size, tokens, device)
-    seconds = time.perf_counter() - start
-    return {"images": made, "seconds": seconds, "images_per_s": made / seconds}
+    results = []
+    for batch_size in batch_sizes:
+        caption_files(model, processor, files[:batch_size], batch_size, beam_size, tokens, device)  # warm-up
+        start = time.perf_counter()
+        made = caption_files(model, processor, files, batch_size, beam_size, tokens, device)
+        seconds = time.perf_counter() - start
+        results.append({"batch_size": batch_size, "images": made, "seconds": seconds, "images_per_s": made / seconds})
+    return results

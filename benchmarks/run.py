@@ -6,8 +6,8 @@
 
 Sections: end-to-end throughput from JPEG files (batch 1/16/64 x beam 1/3, peak RSS
 per run, each in its own process), open-world guidance on and off side by side, single-image latency through the Python API,
-batched beam search against one image at a time, peers side by side, and on CUDA
-the encoder alone as the ceiling.
+batched beam search against one image at a time, each stage alone (loading, encoder,
+search) to show which one bounds the pipeline, and peers side by side.
 """
 
 from __future__ import annotations
@@ -98,22 +98,35 @@ def ours_like_peers(files: list[str], batch_size: int, beam_size: int, device: s
     start = time.perf_counter()
     done = sum(r.ok for r in captioner.caption_stream(files, batch_size=batch_size, **options))
     seconds = time.perf_counter() - start
-    return {"images": done, "seconds": seconds, "images_per_s": done / seconds}
+    return {"batch_size": batch_size, "images": done, "seconds": seconds, "images_per_s": done / seconds}
 
 
-def encoder_alone(files: list[str], batch_size: int, device: str) -> dict:
-    """Loading and the encoder only: the ceiling the whole pipeline is measured against."""
+def stages(files: list[str], batch_size: int, device: str) -> dict:
+    """Images/s of each stage alone at ``batch_size`` with the default decoding: which one bounds the pipeline.
+
+    Loading (files to pixels on the device), the encoder (on those pixels, kept in
+    memory), and the search with its finishing into captions (on those features).
+    """
     captioner = Captioner.from_pretrained(device=device)
-    with BatchLoader(captioner.encoder_config, captioner.device) as loader:
-        for batch in loader.batches(files[: 2 * batch_size], batch_size):
-            captioner.encode(batch.pixels)
+    options = captioner.decoding
+
+    def timed(run) -> tuple[list, float]:
         start = time.perf_counter()
-        done = 0
-        for batch in loader.batches(files, batch_size):
-            captioner.encode(batch.pixels)
-            done += len(batch.loaded)
-    torch.cuda.synchronize()
-    return {"batch_size": batch_size, "images_per_s": done / (time.perf_counter() - start)}
+        out = run()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return out, time.perf_counter() - start
+
+    with BatchLoader(captioner.encoder_config, captioner.device) as loader:
+        for batch in loader.batches(files[: 2 * batch_size], batch_size):  # warm-up
+            captioner.describe(captioner.encode(batch.pixels), options)
+        pixels, loading_s = timed(lambda: [batch.pixels for batch in loader.batches(files, batch_size)])
+    features, encoder_s = timed(lambda: [captioner.encode(p) for p in pixels])
+    _, search_s = timed(lambda: [captioner.describe(f, options) for f in features])
+    images = sum(p.size(0) for p in pixels)
+    return {"batch_size": batch_size, "beam_size": options.beam_size, "images": images,
+            "loading_images_per_s": images / loading_s, "encoder_images_per_s": images / encoder_s,
+            "search_images_per_s": images / search_s}
 
 
 def main() -> None:
@@ -163,31 +176,37 @@ def main() -> None:
                 [[beam["images"], beam["beam_size"], beam["batched_images_per_s"], beam["one_at_a_time_images_per_s"],
                   f"{beam['speedup']:.1f}x", f"{beam['same_captions']}/{beam['images']}"]]).render())
 
+    stage_batch = 1024 if cuda else 64
+    parts = in_fresh_process(stages, files, stage_batch, args.device)
+    report["sections"]["stages"] = parts
+    whole = next(r["images_per_s"] for r in runs if r["batch_size"] == stage_batch and r["beam_size"] == 3)
+    rows = [["loading (files to model-ready pixels)", parts["loading_images_per_s"]],
+            ["encoder" + (" (bf16)" if cuda else ""), parts["encoder_images_per_s"]],
+            ["search and captions (guided, as shipped)", parts["search_images_per_s"]],
+            ["whole pipeline (table 1)", whole]]
+    print(Table(f"4. Each stage alone, batch {stage_batch}, beam {parts['beam_size']}: the slowest bounds the pipeline",
+                ["stage", "images/s"], rows).render())
+
     if args.no_peers:
-        print("\n4. Peers: skipped (--no-peers)")
+        print("\n5. Peers: skipped (--no-peers)")
     else:
         from peers import PEERS, run_peer
 
-        peer_files, peer_batch = files[: size(512 if cuda else 48)], (64 if cuda else 16)
-        ours = ours_like_peers(peer_files, peer_batch, 3, args.device)
-        rows = [["captioner (EfficientNet-Lite0 + attention LSTM)", ours["images_per_s"], "1.0x"]]
-        peers = {"captioner": ours}
-        for name in PEERS:
-            result = in_fresh_process(run_peer, name, peer_files, peer_batch, 3, PEER_TOKENS, args.device)
-            peers[name] = result
-            rows.append([name, result["images_per_s"], f"{ours['images_per_s'] / result['images_per_s']:.1f}x faster"])
-        report["sections"]["peers"] = {"beam_size": 3, "tokens": PEER_TOKENS, "batch_size": peer_batch, **peers}
-        print(Table(f"4. Peers: same {len(peer_files)} images, beam 3, exactly {PEER_TOKENS} tokens, batch {peer_batch}",
-                    ["model", "images/s", "captioner is"], rows).render())
-
-    if cuda:
-        ceiling = encoder_alone(files, 256, args.device)
-        report["sections"]["encoder_alone"] = ceiling
-        best = max(r["images_per_s"] for r in runs if r["beam_size"] == 3)
-        print(Table("5. Ceiling: loading + encoder alone (bf16)", ["batch", "images/s", "pipeline at beam 3"],
-                    [[ceiling["batch_size"], ceiling["images_per_s"], f"{best / ceiling['images_per_s']:.0%}"]]).render())
-    else:
-        print("\n5. GPU tables: skipped (no CUDA device; run with --device cuda on a GPU machine)")
+        peer_files = files[: size(1024 if cuda else 48)]
+        peer_batches = [64, 256] if cuda else [16]
+        ours = {b: ours_like_peers(peer_files, b, 3, args.device) for b in peer_batches}
+        peers = {name: in_fresh_process(run_peer, name, peer_files, peer_batches, 3, PEER_TOKENS, args.device)
+                 for name in PEERS}
+        rows = []
+        for i, batch in enumerate(peer_batches):
+            rows.append(["captioner (EfficientNet-Lite0 + attention LSTM)", batch, ours[batch]["images_per_s"], "1.0x"])
+            for name, results in peers.items():
+                speed = results[i]["images_per_s"]
+                rows.append([name, batch, speed, f"{ours[batch]['images_per_s'] / speed:.1f}x faster"])
+        report["sections"]["peers"] = {"beam_size": 3, "tokens": PEER_TOKENS,
+                                       "captioner": list(ours.values()), **peers}
+        print(Table(f"5. Peers: same {len(peer_files)} images, beam 3, exactly {PEER_TOKENS} tokens",
+                    ["model", "batch", "images/s", "captioner is"], rows).render())
 
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")

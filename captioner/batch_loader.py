@@ -25,7 +25,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from .encoder import EncoderConfig
 from .errors import ImageError, one_line
-from .images import check_pixel_limit, describe_input, load_image, preprocess
+from .images import check_pixel_limit, describe_input, load_image, preprocess, preprocess_many
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
@@ -113,13 +113,19 @@ class BatchLoader:
                                                apply_exif_orientation=True))
                 except RuntimeError:
                     decoded.append(None)
+        images, readable = [], []
         for item, image, raw, name in zip(items, decoded, data, names):
-            try:
-                if image is None:  # the device decoder refused it: Pillow reads it or says why
+            item.jpeg = None
+            if image is None:  # the device decoder refused it: Pillow reads it or says why
+                try:
                     image = load_image(bytes(raw.numpy()), name)
-                item.pixels, item.jpeg = preprocess(image, self.config), None
-            except ImageError as error:
-                item.error, item.jpeg = str(error), None
+                except ImageError as error:
+                    item.error = str(error)
+                    continue
+            images.append(image)
+            readable.append(item)
+        for item, pixels in zip(readable, preprocess_many(images, self.config)):
+            item.pixels = pixels
 
     def _assemble(self, names: list[str], prepared: list[Prepared]) -> Batch:
         jpegs = {i: p.jpeg for i, p in enumerate(prepared) if p.jpeg is not None}

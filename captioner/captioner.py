@@ -367,15 +367,16 @@ class Captioner:
         objects = (object_words.recognize(probabilities) if object_words is not None and probabilities is not None
                    else [[] for _ in hypotheses])
         tokens = object_words.tokens if object_words is not None and constraints is not None else self.vocab.tokens
+        required_ids = constraints.required.tolist() if constraints is not None else [[] for _ in hypotheses]
         described = []
-        for b, per_image in enumerate(hypotheses):
-            slots = [[tokens[t] for t in slot if t >= 0] for slot in constraints.required[b].tolist()] if constraints else []
+        for per_image, image_objects, required_slots in zip(hypotheses, objects, required_ids):
+            slots = [[tokens[t] for t in slot if t >= 0] for slot in required_slots]
             required = [slot[0] for slot in slots if slot]
             row = []
             for h in per_image:
                 words = fix_articles(self.vocab.decode(h.token_ids, tokens), {word for slot in slots for word in slot})
                 row.append(Candidate(" ".join(words), words, h.score, h.logprob, h.finished, h.attention))
-            described.append((row, objects[b], required))
+            described.append((row, image_objects, required))
         return described
 
     def postprocessing_chain(self, specs: Sequence[str]) -> PostProcessingChain:

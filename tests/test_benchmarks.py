@@ -25,3 +25,6 @@ def test_quick_benchmark_prints_tables_and_writes_json(tmp_path):
     beam = report["sections"]["beam_search"]
     assert beam["same_captions"] == beam["images"]  # batching never changes a caption
     assert report["sections"]["latency"]["p95_ms"] >= report["sections"]["latency"]["p50_ms"] > 0
+    stages = report["sections"]["stages"]
+    assert "4. Each stage alone" in done.stdout and stages["images"] > 0
+    assert min(stages[f"{stage}_images_per_s"] for stage in ("loading", "encoder", "search")) > 0

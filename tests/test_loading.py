@@ -14,7 +14,7 @@ from PIL import Image
 
 from captioner import EncoderConfig
 from captioner.cli import cli
-from captioner.images import load_image, preprocess
+from captioner.images import load_image, preprocess, preprocess_many
 from captioner.batch_loader import BatchLoader
 from conftest import random_photo
 
@@ -73,6 +73,18 @@ def test_device_jpeg_decoding_matches_pillow_and_falls_back_for_bad_files(photos
         pillow = list(pillow_loader.batches(photos, batch_size=8))[0]
     assert on_device.loaded == pillow.loaded and on_device.errors == pillow.errors
     assert (on_device.pixels - pillow.pixels).abs().mean() < 0.02  # both libjpeg; IDCT details may differ
+
+
+@pytest.mark.parametrize("resize_mode", ["center_crop", "squash"])
+def test_images_of_one_size_are_preprocessed_together_as_they_would_be_alone(resize_mode):
+    config = EncoderConfig(input_size=(24, 32), mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4), feature_dim=8, spatial=False,
+                           resize_mode=resize_mode)
+    shapes = [(40, 30), (30, 40), (40, 30), (24, 32), (30, 40), (40, 30)]
+    images = [torch.from_numpy(random_photo(i, shape)).permute(2, 0, 1).contiguous() for i, shape in enumerate(shapes)]
+    together = preprocess_many(images, config)
+    assert len(together) == len(images)
+    for image, pixels in zip(images, together):
+        assert torch.allclose(pixels, preprocess(image, config), atol=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # captioner silences it outside pytest

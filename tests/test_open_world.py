@@ -183,11 +183,18 @@ def test_guided_search_keeps_a_free_caption_that_already_meets_the_constraints()
 
 def test_a_free_caption_meets_the_constraints_only_as_constrained_search_would():
     constraints = make_constraints([[[5, 8]], []], 9, nouns=(6,))
-    assert constraints.met_by(0, [4, 5, 7]) and constraints.met_by(0, [8])
-    assert not constraints.met_by(0, [4, 7])  # not said
-    assert not constraints.met_by(0, [4, 5, 8])  # said twice ("an alp with an alp")
-    assert not constraints.met_by(0, [6, 5]) and not constraints.met_by(0, [5, 6])  # half of a compound
-    assert constraints.met_by(1, [6, 6])  # nothing required
+
+    def met(image: int, caption: list[int]) -> bool:
+        captions = [[], []]
+        captions[image] = caption
+        return constraints.met_by(captions)[image]
+
+    assert met(0, [4, 5, 7]) and met(0, [8])
+    assert not met(0, [4, 7])  # not said
+    assert not met(0, [4, 5, 8])  # said twice ("an alp with an alp")
+    assert not met(0, [6, 5]) and not met(0, [5, 6])  # half of a compound
+    assert met(1, [6, 6])  # nothing required
+    assert constraints.met_by([[4, 5, 7], [6, 6]]) == [True, True]
 
 
 def test_required_words_take_over_what_they_replace_and_stay_out_of_compounds():

@@ -11,6 +11,7 @@ the pool's worst, and the loop exits when every image has stopped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -143,15 +144,11 @@ def beam_search(
 
     n_best = min(options.n_best or k, k)
     margins = constraints.margins.tolist() if constraints is not None else [0.0] * batch
+    final = _FinalState.from_search(pool_scores, pool_logprobs, pool_lengths, pool_tokens, pool_attention,
+                                    beam_scores, sequences.view(n_groups, k, -1), history, lp)
     results = []
     for b in range(batch):
-        by_group = {
-            g: _group_hypotheses(
-                b * groups + g, n_best, lp, pool_scores, pool_logprobs, pool_lengths, pool_tokens, pool_attention,
-                beam_scores, sequences.view(n_groups, k, -1), history,
-            )
-            for g in range(groups)
-        }
+        by_group = {g: final.hypotheses(b * groups + g, n_best) for g in range(groups)}
         best = {g: hypotheses[0].score for g, hypotheses in by_group.items() if hypotheses}
         top = max(best.values(), default=NEG_INF)
         # The group that met most slots, among those within the image's margin of the best caption.
@@ -221,52 +218,58 @@ def _extend(history: torch.Tensor | None, attention: torch.Tensor, rows: torch.T
     return torch.cat([history.index_select(0, rows), current], dim=1)
 
 
-def _group_hypotheses(
-    b: int,
-    n_best: int,
-    lp: float,
-    pool_scores: torch.Tensor,
-    pool_logprobs: torch.Tensor,
-    pool_lengths: torch.Tensor,
-    pool_tokens: torch.Tensor,
-    pool_attention: torch.Tensor | None,
-    beam_scores: torch.Tensor,
-    live_tokens: torch.Tensor,
-    history: torch.Tensor | None,
-) -> list[Hypothesis]:
-    """Finished hypotheses of group ``b``; if none finished, its best live beams."""
-    hypotheses = []
-    for j in range(pool_scores.size(1)):
-        score = float(pool_scores[b, j])
-        if score == NEG_INF:
-            break
-        length = int(pool_lengths[b, j])
-        attention = None if pool_attention is None else pool_attention[b, j, :length].cpu()
-        hypotheses.append(
-            Hypothesis(
-                token_ids=pool_tokens[b, j, : length - 1].tolist(),
+@dataclass
+class _FinalState:
+    """What a search ends with, copied to the host once: the per-image loop then reads
+    Python lists and CPU tensors (on a GPU, reading device tensors element by element
+    would wait on the device once per element)."""
+
+    pool_scores: list[list[float]]  # (G, k), best first, -inf when empty
+    pool_logprobs: list[list[float]]
+    pool_lengths: list[list[int]]
+    pool_tokens: list[list[list[int]]]  # (G, k, max_length)
+    pool_attention: torch.Tensor | None  # (G, k, max_length, N)
+    beam_scores: list[list[float]]  # (G, k), live beams
+    live_tokens: list[list[list[int]]]  # (G, k, t)
+    history: torch.Tensor | None  # (G*k, t, N)
+    length_penalty: float
+
+    @classmethod
+    def from_search(cls, pool_scores: torch.Tensor, pool_logprobs: torch.Tensor, pool_lengths: torch.Tensor,
+                    pool_tokens: torch.Tensor, pool_attention: torch.Tensor | None, beam_scores: torch.Tensor,
+                    live_tokens: torch.Tensor, history: torch.Tensor | None, length_penalty: float) -> _FinalState:
+        return cls(pool_scores.tolist(), pool_logprobs.tolist(), pool_lengths.tolist(), pool_tokens.tolist(),
+                   None if pool_attention is None else pool_attention.cpu(), beam_scores.tolist(),
+                   live_tokens.tolist(), None if history is None else history.cpu(), length_penalty)
+
+    def hypotheses(self, group: int, n_best: int) -> list[Hypothesis]:
+        """Finished hypotheses of ``group``; if none finished, its best live beams."""
+        found = []
+        for j, score in enumerate(self.pool_scores[group]):
+            if score == NEG_INF:
+                break
+            length = self.pool_lengths[group][j]
+            found.append(Hypothesis(
+                token_ids=self.pool_tokens[group][j][: length - 1],
                 score=score,
-                logprob=float(pool_logprobs[b, j]),
+                logprob=self.pool_logprobs[group][j],
                 finished=True,
-                attention=attention,
-            )
-        )
-    if not hypotheses:
-        k = beam_scores.size(1)
-        length = live_tokens.size(2)
-        order = beam_scores[b].argsort(descending=True, stable=True).tolist()
-        for j in order:
-            logprob = float(beam_scores[b, j])
+                attention=None if self.pool_attention is None else self.pool_attention[group, j, :length].clone(),
+            ))
+        if found:
+            return found[:n_best]
+        k = len(self.beam_scores[group])
+        live = sorted(range(k), key=lambda j: -self.beam_scores[group][j])  # stable: ties keep beam order
+        for j in live:
+            logprob = self.beam_scores[group][j]
             if logprob == NEG_INF:
                 continue
-            attention = None if history is None else history.view(-1, k, *history.shape[1:])[b, j].cpu()
-            hypotheses.append(
-                Hypothesis(
-                    token_ids=live_tokens[b, j].tolist(),
-                    score=logprob / float(length) ** lp,
-                    logprob=logprob,
-                    finished=False,
-                    attention=attention,
-                )
-            )
-    return hypotheses[:n_best]
+            tokens = self.live_tokens[group][j]
+            found.append(Hypothesis(
+                token_ids=tokens,
+                score=logprob / float(len(tokens)) ** self.length_penalty,
+                logprob=logprob,
+                finished=False,
+                attention=None if self.history is None else self.history[group * k + j].clone(),
+            ))
+        return found[:n_best]

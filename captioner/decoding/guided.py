@@ -32,7 +32,8 @@ def guided_beam_search(
     """
     results = beam_search(decoder, features, options, start_id=start_id, end_id=end_id, banned_ids=banned_ids,
                           constraints=constraints.without_required())
-    missing = [b for b, hypotheses in enumerate(results) if not constraints.met_by(b, hypotheses[0].token_ids)]
+    met = constraints.met_by([hypotheses[0].token_ids for hypotheses in results])
+    missing = [b for b, ok in enumerate(met) if not ok]
     if missing:
         index = torch.tensor(missing, device=features.pooled.device)
         constrained = beam_search(decoder, features.rows(index), options, start_id=start_id, end_id=end_id,

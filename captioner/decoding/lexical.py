@@ -65,21 +65,12 @@ class LexicalConstraints:
         """The same bans and added tokens, with nothing required."""
         return replace(self, required=self.required.new_full((self.required.size(0), 0, 1), -1))
 
-    def met_by(self, image: int, token_ids: list[int]) -> bool:
-        """Whether a caption of image ``image`` meets its slots as constrained search would:
-        one token of each slot, said once, with no noun right before or after it."""
+    def met_by(self, captions: list[list[int]]) -> list[bool]:
+        """Whether each image's caption (token ids, one per image) meets its slots as
+        constrained search would: one token of each slot, said once, with no noun right
+        before or after it. Reads the constraints off the device once for the batch."""
         nouns = self.nouns.tolist()
-        for slot in self.required[image].tolist():
-            tokens = {t for t in slot if t >= 0}
-            if not tokens:
-                continue
-            places = [i for i, t in enumerate(token_ids) if t in tokens]
-            if len(places) != 1:
-                return False
-            i = places[0]
-            if (i > 0 and nouns[token_ids[i - 1]]) or (i + 1 < len(token_ids) and nouns[token_ids[i + 1]]):
-                return False
-        return True
+        return [_meets(slots, token_ids, nouns) for slots, token_ids in zip(self.required.tolist(), captions)]
 
     def decoder_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids as the decoder knows them: an added token becomes its source."""
@@ -106,8 +97,23 @@ class LexicalConstraints:
         merged = torch.cat([own.unsqueeze(2), replaced.unsqueeze(1).expand(-1, own.size(1), -1)], dim=2).logsumexp(2)
         merged = torch.where(self.plural[required.clamp(min=0)], own, merged)
         merged = merged.masked_fill(self.nouns[previous].unsqueeze(1), NEG_INF)  # never right after a noun
-        used = required >= 0
-        rows = torch.nonzero(used)[:, 0]
-        out[rows, required[used]] = merged[used]
+        # Scatter into a spare last column where the slot is padding: no data-dependent shapes, no device sync.
+        columns = torch.where(required >= 0, required, out.size(1))
+        out = torch.cat([out, out.new_zeros(out.size(0), 1)], dim=1).scatter(1, columns, merged)[:, :-1]
         after_required = (required == previous.unsqueeze(1)).any(dim=1)  # (R,)
         return out.masked_fill(after_required.unsqueeze(1) & self.nouns, NEG_INF)
+
+
+def _meets(slots: list[list[int]], token_ids: list[int], nouns: list[bool]) -> bool:
+    """:meth:`LexicalConstraints.met_by` for one caption."""
+    for slot in slots:
+        tokens = {t for t in slot if t >= 0}
+        if not tokens:
+            continue
+        places = [i for i, t in enumerate(token_ids) if t in tokens]
+        if len(places) != 1:
+            return False
+        i = places[0]
+        if (i > 0 and nouns[token_ids[i - 1]]) or (i + 1 < len(token_ids) and nouns[token_ids[i + 1]]):
+            return False
+    return True
