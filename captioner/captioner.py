@@ -18,7 +18,7 @@ from torch import nn
 from .batch_loader import BatchLoader
 from .decoder import Decoder, check_decoder_step
 from .decoding import DecodingOptions, decode
-from .device import pick_device
+from .device import fast_bfloat16, pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError, describe_exception
 from .images import ImageInput
@@ -115,7 +115,7 @@ class Captioner:
         self._check_compatible(encoder_module, decoder_module)
         self.device = pick_device(device)
         self.model = CaptionModel(encoder_module, decoder_module).to(self.device).eval()
-        self.mixed_precision = self.device.type == "cuda"  # bf16 autocast for the encoder on CUDA
+        self.mixed_precision = fast_bfloat16(self.device)  # bf16 autocast for the encoder (CUDA, AMX CPUs)
         self.channels_last = self.device.type in ("cpu", "cuda")  # CNNs run about 2x faster so on a CPU
         if self.channels_last:
             self.model.encoder.to(memory_format=torch.channels_last)
@@ -320,16 +320,17 @@ class Captioner:
     def encode(self, pixels: torch.Tensor) -> EncoderOutput:
         """Encoder features (float32) for preprocessed images ``(B, 3, H, W)``.
 
-        The encoder runs channels-last on CPU and CUDA, and on CUDA under bfloat16
-        autocast unless ``mixed_precision`` is False.
+        The encoder runs channels-last on CPU and CUDA, and under bfloat16 autocast where
+        that is fast (:func:`~captioner.device.fast_bfloat16`: CUDA, CPUs with AMX) unless
+        ``mixed_precision`` is set to False.
         """
         pixels = pixels.to(self.device, non_blocking=True)
         if self.channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
         encoder = self.inference_encoder()
-        if self.device.type != "cuda" or not self.mixed_precision:
+        if not self.mixed_precision or self.device.type not in ("cuda", "cpu"):
             return encoder(pixels)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
             return encoder(pixels).float()
 
     def decode(self, features: EncoderOutput, options: DecodingOptions | None = None) -> list[list[Candidate]]:

@@ -35,6 +35,15 @@ class TinyEncoderPlugin:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def float32_encoders():
+    """Encoders in float32 whatever the CPU (bfloat16 autocast on AMX CPUs would change numbers
+    from machine to machine); the tests of bfloat16 itself turn it back on."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CAPTIONER_BFLOAT16", "0")
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def tiny_encoder_plugin():
     name = register_plugin(TinyEncoderPlugin(), "tiny-test-encoder")
     yield

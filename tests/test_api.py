@@ -18,7 +18,7 @@ from captioner import (
     UnknownNameError,
     hookimpl,
 )
-from captioner.device import pick_device
+from captioner.device import fast_bfloat16, pick_device
 from conftest import random_photo
 
 
@@ -136,6 +136,30 @@ def test_device_choice():
             pick_device("cuda")
     with pytest.raises(CaptionerError, match="not a torch device"):
         pick_device("toaster")
+
+
+def test_bfloat16_only_where_the_hardware_runs_it(monkeypatch):
+    assert not fast_bfloat16(torch.device("cuda"))  # CAPTIONER_BFLOAT16=0 (conftest) turns it off everywhere
+    monkeypatch.delenv("CAPTIONER_BFLOAT16")
+    assert fast_bfloat16(torch.device("cuda")) and not fast_bfloat16(torch.device("mps"))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert fast_bfloat16(torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not fast_bfloat16(torch.device("cpu"))
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a torch without the probe: assume emulation
+    assert not fast_bfloat16(torch.device("cpu"))
+
+
+def test_the_encoder_runs_under_bfloat16_autocast_only_when_mixed_precision_is_on(tiny_captioner):
+    pixels = torch.rand(3, 3, 32, 32)
+    tiny_captioner.mixed_precision = False
+    exact = tiny_captioner.encode(pixels)
+    assert torch.equal(exact.pooled, tiny_captioner.inference_encoder()(
+        pixels.contiguous(memory_format=torch.channels_last)).pooled)
+    tiny_captioner.mixed_precision = True
+    mixed = tiny_captioner.encode(pixels)
+    assert mixed.pooled.dtype == torch.float32 and not torch.equal(mixed.pooled, exact.pooled)  # rounded to bf16
+    assert torch.allclose(mixed.pooled, exact.pooled, rtol=0.05, atol=0.05)
 
 
 class Shout(PostProcessor):
