@@ -3,11 +3,13 @@
     python benchmarks/run.py                      # CPU tables (peers need: pip install -e ".[bench]")
     python benchmarks/run.py --device cuda        # the same on a GPU, with mixed precision
     python benchmarks/run.py --quick --no-peers   # a smoke run (what the test suite does)
+    python benchmarks/run.py --device cuda --sections stages,peers   # only some sections
 
 Sections: end-to-end throughput from JPEG files (batch 1/16/64 x beam 1/3, peak RSS
-per run, each in its own process), open-world guidance on and off side by side, single-image latency through the Python API,
-batched beam search against one image at a time, each stage alone (loading, encoder,
-search) to show which one bounds the pipeline, and peers side by side.
+per run, each in its own process), open-world guidance on and off side by side,
+single-image latency through the Python API, batched beam search against one image at
+a time, each stage alone (loading, encoder, search) to show which one bounds the
+pipeline, and peers side by side. The JSON file is rewritten after every section.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import multiprocessing
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date
 from statistics import median
 from pathlib import Path
@@ -29,6 +32,7 @@ from common import Table, benchmark_images, machine, peak_rss_mb, percentile  # 
 
 from captioner import Captioner  # noqa: E402
 from captioner.batch_loader import BatchLoader  # noqa: E402
+from captioner.device import fast_bfloat16  # noqa: E402
 
 PEER_TOKENS = 12  # every model writes exactly this many tokens in the peer comparison
 
@@ -129,87 +133,140 @@ def stages(files: list[str], batch_size: int, device: str) -> dict:
             "search_images_per_s": images / search_s}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--images", help="Folder of images (default: Flickr8k val if present, else crops)")
-    parser.add_argument("--quick", action="store_true", help="Few images: checks that everything runs")
-    parser.add_argument("--no-peers", action="store_true", help="Skip the transformers peers")
-    parser.add_argument("--output", default="benchmarks/results.json", help="Where to write the JSON")
-    args = parser.parse_args()
-    cuda = args.device.startswith("cuda")
-    scale = 0.05 if args.quick else 1.0
-    size = lambda n: max(4, int(n * scale))  # noqa: E731
-    files, source = benchmark_images(size(4096 if cuda else 512), args.images)
-    report = {"date": str(date.today()), "device": args.device, "machine": machine(), "images": source, "sections": {}}
-    print(f"captioner benchmarks, {report['date']}, device {args.device}: {report['machine']}\nimages: {source}")
+@dataclass
+class Run:
+    """What every section needs: the device, the files, the sizes, and the report so far."""
 
-    batch_sizes = (1, 64, 256, 1024) if cuda else (1, 16, 64)
-    runs = [in_fresh_process(throughput, files[: size(64 if b == 1 else len(files))], b, k, args.device)
+    device: str
+    files: list[str]
+    quick: bool
+    report: dict
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def bf16(self) -> bool:  # captioner's encoder runs under bf16 autocast there
+        return fast_bfloat16(torch.device(self.device))
+
+    def size(self, n: int) -> int:
+        return scaled(n, self.quick)
+
+
+def scaled(n: int, quick: bool) -> int:
+    """``n`` images, or 5% of them (at least 4) for a quick run."""
+    return max(4, int(n * (0.05 if quick else 1.0)))
+
+
+def section_throughput(run: Run) -> None:
+    batch_sizes = (1, 64, 256, 1024) if run.cuda else (1, 16, 64)
+    runs = [in_fresh_process(throughput, run.files[: run.size(64 if b == 1 else len(run.files))], b, k, run.device)
             for b in batch_sizes for k in (1, 3)]
-    report["sections"]["throughput"] = runs
-    print(Table("1. End to end, JPEG files to captions" + (" (bf16 autocast)" if cuda else ""),
+    run.report["sections"]["throughput"] = runs
+    print(Table("1. End to end, JPEG files to captions" + (" (encoder under bf16 autocast)" if run.bf16 else ""),
                 ["batch", "beam", "images", "images/s", "peak RSS MiB"],
                 [[r["batch_size"], r["beam_size"], r["images"], r["images_per_s"], r["peak_rss_mb"]] for r in runs]
                 ).render())
 
-    guidance_batch = 256 if cuda else 16
-    pairs = [in_fresh_process(throughput, files, guidance_batch, 3, args.device, guide)
-             for _ in range(1 if args.quick else 2) for guide in (False, True)]
+
+def section_guidance(run: Run) -> None:
+    batch = 256 if run.cuda else 16
+    pairs = [in_fresh_process(throughput, run.files, batch, 3, run.device, guide)
+             for _ in range(1 if run.quick else 2) for guide in (False, True)]
     unguided = [r["images_per_s"] for r in pairs if not r["guide"]]
     guided = [r["images_per_s"] for r in pairs if r["guide"]]
-    report["sections"]["guidance"] = pairs
-    print(Table(f"1b. Open-world guidance, side by side: end to end, batch {guidance_batch}, beam 3 (alternating runs)",
+    run.report["sections"]["guidance"] = pairs
+    print(Table(f"1b. Open-world guidance, side by side: end to end, batch {batch}, beam 3 (alternating runs)",
                 ["guidance", "runs", "images/s (median)", "of unguided"],
                 [["off", len(unguided), median(unguided), "100%"],
                  ["on (default)", len(guided), median(guided), f"{median(guided) / median(unguided):.0%}"]]).render())
 
-    lat = latency(files, size(100), args.device)
-    report["sections"]["latency"] = lat
+
+def section_latency(run: Run) -> None:
+    lat = latency(run.files, run.size(100), run.device)
+    run.report["sections"]["latency"] = lat
     print(Table("2. One image per call through the Python API", ["calls", "beam", "p50 ms", "p95 ms"],
                 [[lat["calls"], lat["beam_size"], lat["p50_ms"], lat["p95_ms"]]]).render())
 
-    beam = batched_against_one_at_a_time(files[: size(256)], 64, args.device)
-    report["sections"]["beam_search"] = beam
+
+def section_beam_search(run: Run) -> None:
+    beam = batched_against_one_at_a_time(run.files[: run.size(256)], 64, run.device)
+    run.report["sections"]["beam_search"] = beam
     print(Table("3. Batched beam search against one image at a time (same features, same rules, unguided)",
                 ["images", "beam", "batched img/s", "one-at-a-time img/s", "speedup", "same captions"],
                 [[beam["images"], beam["beam_size"], beam["batched_images_per_s"], beam["one_at_a_time_images_per_s"],
                   f"{beam['speedup']:.1f}x", f"{beam['same_captions']}/{beam['images']}"]]).render())
 
-    stage_batch = 1024 if cuda else 64
-    parts = in_fresh_process(stages, files, stage_batch, args.device)
-    report["sections"]["stages"] = parts
-    whole = next(r["images_per_s"] for r in runs if r["batch_size"] == stage_batch and r["beam_size"] == 3)
+
+def section_stages(run: Run) -> None:
+    batch = 1024 if run.cuda else 64
+    parts = in_fresh_process(stages, run.files, batch, run.device)
+    run.report["sections"]["stages"] = parts
     rows = [["loading (files to model-ready pixels)", parts["loading_images_per_s"]],
-            ["encoder" + (" (bf16)" if cuda else ""), parts["encoder_images_per_s"]],
-            ["search and captions (guided, as shipped)", parts["search_images_per_s"]],
-            ["whole pipeline (table 1)", whole]]
-    print(Table(f"4. Each stage alone, batch {stage_batch}, beam {parts['beam_size']}: the slowest bounds the pipeline",
+            ["encoder" + (" (bf16 autocast)" if run.bf16 else ""), parts["encoder_images_per_s"]],
+            ["search and captions (guided, as shipped)", parts["search_images_per_s"]]]
+    whole = [r["images_per_s"] for r in run.report["sections"].get("throughput", [])
+             if r["batch_size"] == batch and r["beam_size"] == 3]
+    rows += [["whole pipeline (table 1)", whole[0]]] if whole else []
+    print(Table(f"4. Each stage alone, batch {batch}, beam {parts['beam_size']}: the slowest bounds the pipeline",
                 ["stage", "images/s"], rows).render())
 
+
+def section_peers(run: Run) -> None:
+    from peers import PEERS, run_peer
+
+    files = run.files[: run.size(1024 if run.cuda else 48)]
+    batches = [64, 256] if run.cuda else [16]
+    ours = {b: ours_like_peers(files, b, 3, run.device) for b in batches}
+    peers = {name: in_fresh_process(run_peer, name, files, batches, 3, PEER_TOKENS, run.device) for name in PEERS}
+    rows = []
+    for batch in batches:
+        rows.append(["captioner (EfficientNet-Lite0 + attention LSTM)", batch, "bf16 encoder" if run.bf16 else "fp32",
+                     ours[batch]["images_per_s"], "1.0x"])
+        for name, results in peers.items():
+            for result in (r for r in results if r["batch_size"] == batch):
+                speed = result["images_per_s"]
+                rows.append([name, batch, "bf16 autocast" if result["bf16"] else "fp32", speed,
+                             f"{ours[batch]['images_per_s'] / speed:.1f}x faster"])
+    run.report["sections"]["peers"] = {"beam_size": 3, "tokens": PEER_TOKENS, "captioner": list(ours.values()), **peers}
+    print(Table(f"5. Peers: same {len(files)} images, beam 3, exactly {PEER_TOKENS} tokens",
+                ["model", "batch", "precision", "images/s", "captioner is"], rows).render())
+
+
+SECTIONS = {"throughput": section_throughput, "guidance": section_guidance, "latency": section_latency,
+            "beam_search": section_beam_search, "stages": section_stages, "peers": section_peers}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", help="Folder of images (default: Flickr8k val if present, else crops)")
+    parser.add_argument("--quick", action="store_true", help="Few images: checks that everything runs")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"Comma-separated sections to run (default: all): {','.join(SECTIONS)}")
+    parser.add_argument("--no-peers", action="store_true", help="Skip the transformers peers")
+    parser.add_argument("--output", default="benchmarks/results.json", help="Where to write the JSON")
+    args = parser.parse_args()
+    wanted = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     if args.no_peers:
-        print("\n5. Peers: skipped (--no-peers)")
-    else:
-        from peers import PEERS, run_peer
-
-        peer_files = files[: size(1024 if cuda else 48)]
-        peer_batches = [64, 256] if cuda else [16]
-        ours = {b: ours_like_peers(peer_files, b, 3, args.device) for b in peer_batches}
-        peers = {name: in_fresh_process(run_peer, name, peer_files, peer_batches, 3, PEER_TOKENS, args.device)
-                 for name in PEERS}
-        rows = []
-        for i, batch in enumerate(peer_batches):
-            rows.append(["captioner (EfficientNet-Lite0 + attention LSTM)", batch, ours[batch]["images_per_s"], "1.0x"])
-            for name, results in peers.items():
-                speed = results[i]["images_per_s"]
-                rows.append([name, batch, speed, f"{ours[batch]['images_per_s'] / speed:.1f}x faster"])
-        report["sections"]["peers"] = {"beam_size": 3, "tokens": PEER_TOKENS,
-                                       "captioner": list(ours.values()), **peers}
-        print(Table(f"5. Peers: same {len(peer_files)} images, beam 3, exactly {PEER_TOKENS} tokens",
-                    ["model", "batch", "images/s", "captioner is"], rows).render())
-
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+        wanted = [name for name in wanted if name != "peers"]
+    cuda = args.device.startswith("cuda")
+    files, source = benchmark_images(scaled(4096 if cuda else 512, args.quick), args.images)
+    report = {"date": str(date.today()), "device": args.device, "machine": machine(), "images": source, "sections": {}}
+    print(f"captioner benchmarks, {report['date']}, device {args.device}: {report['machine']}\nimages: {source}")
+    run = Run(args.device, files, args.quick, report)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for name in SECTIONS:
+        if name in wanted:
+            SECTIONS[name](run)
+            output.write_text(json.dumps(report, indent=2) + "\n")  # after every section: a run cut short keeps them
+        elif name == "peers":
+            print("\n5. Peers: skipped")
     print(f"\nwrote {args.output}")
 
 

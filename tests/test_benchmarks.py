@@ -28,3 +28,15 @@ def test_quick_benchmark_prints_tables_and_writes_json(tmp_path):
     stages = report["sections"]["stages"]
     assert "4. Each stage alone" in done.stdout and stages["images"] > 0
     assert min(stages[f"{stage}_images_per_s"] for stage in ("loading", "encoder", "search")) > 0
+
+
+def test_some_sections_alone_and_an_unknown_one_refused(tmp_path):
+    output = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--sections", "latency,stages",
+                           "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert set(json.loads(output.read_text())["sections"]) == {"latency", "stages"}
+    assert "1. End to end" not in done.stdout and "whole pipeline" not in done.stdout  # no table 1 to compare with
+    refused = subprocess.run([sys.executable, "benchmarks/run.py", "--sections", "latency,nonsense"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "unknown section(s) nonsense" in refused.stderr
