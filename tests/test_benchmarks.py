@@ -40,3 +40,17 @@ def test_some_sections_alone_and_an_unknown_one_refused(tmp_path):
     refused = subprocess.run([sys.executable, "benchmarks/run.py", "--sections", "latency,nonsense"],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "unknown section(s) nonsense" in refused.stderr
+
+
+def test_side_by_side_times_each_variant_from_its_own_checkout():
+    done = subprocess.run([sys.executable, "benchmarks/side_by_side.py", "--variant", "float32=.:CAPTIONER_BFLOAT16=0",
+                           "--variant", f"again={ROOT}", "--images", "8", "--batch-size", "4", "--runs", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("|") and "images/s" not in line
+            and not line.startswith("|-")]
+    assert [row.split("|")[1].strip() for row in rows] == ["float32", "again"]
+    assert rows[0].rstrip(" |").endswith("100%")
+    bad = subprocess.run([sys.executable, "benchmarks/side_by_side.py", "--variant", "nonsense"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "NAME=CHECKOUT" in bad.stderr
