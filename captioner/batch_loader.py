@@ -1,14 +1,15 @@
-"""Images to model-ready batches in worker threads, a batch or two ahead of the model.
+"""Images to model-ready batches in background threads, a batch or two ahead of the model.
 
-On the CPU each worker decodes (Pillow) and resizes one image. On CUDA, JPEG files
-are only read by the workers; a whole batch is then decoded on the GPU with
-``torchvision.io.decode_jpeg`` and resized there. Anything the GPU decoder cannot
-read goes through Pillow, which also gives the error message.
+Worker threads read the inputs, a slice of each batch per worker. On the CPU each
+worker decodes (Pillow) and resizes its images. On CUDA, JPEG files are only read
+(and their headers checked); an assembling thread then decodes the whole batch on the
+GPU with ``torchvision.io.decode_jpeg`` and resizes it there, while the model works
+on the batch before. Anything the GPU decoder cannot read goes through Pillow, which
+also gives the error message.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 from collections import deque
@@ -16,16 +17,15 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from .encoder import EncoderConfig
 from .errors import ImageError, one_line
 from .images import check_pixel_limit, describe_input, load_image, preprocess, preprocess_many
+from .jpeg_header import read_jpeg_frame
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
@@ -62,10 +62,13 @@ class BatchLoader:
         self.device = torch.device(device)
         self.prefetch = max(1, prefetch)
         self.device_jpeg = self.device.type == "cuda" if decode_jpeg_on_device is None else decode_jpeg_on_device
-        self._pool = ThreadPoolExecutor(num_workers or default_workers(), thread_name_prefix="captioner-load")
+        self.num_workers = num_workers or default_workers()
+        self._pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="captioner-load")
+        self._assembler = ThreadPoolExecutor(1, thread_name_prefix="captioner-assemble")  # batches in order
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)  # first: an assembly waiting on a read then ends
+        self._assembler.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> BatchLoader:
         return self
@@ -76,25 +79,32 @@ class BatchLoader:
     def batches(self, items: Iterable[Any], batch_size: int, names: Iterable[str] | None = None) -> Iterator[Batch]:
         """Batches of ``items`` in order; ``items`` may be a generator (nothing is read ahead of ``prefetch``)."""
         named = zip(items, names) if names is not None else ((x, describe_input(x, i)) for i, x in enumerate(items))
-        pending: deque[tuple[list[str], list[Future[Prepared]]]] = deque()
+        pending: deque[Future[Batch]] = deque()
         while True:
             chunk = list(itertools.islice(named, max(1, batch_size)))
             if chunk:
-                pending.append(([name for _, name in chunk], [self._pool.submit(self._prepare, x, n) for x, n in chunk]))
+                step = -(-len(chunk) // self.num_workers)  # one slice of the batch per worker
+                reads = [self._pool.submit(self._prepare_many, chunk[i : i + step]) for i in range(0, len(chunk), step)]
+                pending.append(self._assembler.submit(self._assemble, [name for _, name in chunk], reads))
             if pending and (len(pending) > self.prefetch or not chunk):
-                names_, futures = pending.popleft()
-                yield self._assemble(names_, [f.result() for f in futures])
+                yield pending.popleft().result()
             elif not chunk:
                 return
 
+    def _prepare_many(self, named: list[tuple[Any, str]]) -> list[Prepared]:
+        return [self._prepare(item, name) for item, name in named]
+
     def _prepare(self, item: Any, name: str) -> Prepared:
         try:
-            if self.device_jpeg and isinstance(item, (str, PathLike)) and Path(item).suffix.lower() in JPEG_SUFFIXES:
-                data = Path(item).read_bytes()
-                with Image.open(io.BytesIO(data)) as header:  # reads the header only: size checks before decoding
-                    check_pixel_limit(header.size, name)
-                    if header.format == "JPEG" and header.mode in ("RGB", "L"):
-                        return Prepared(jpeg=torch.frombuffer(bytearray(data), dtype=torch.uint8))
+            if self.device_jpeg and isinstance(item, (str, PathLike)) and \
+                    os.path.splitext(item)[1].lower() in JPEG_SUFFIXES:
+                with open(item, "rb") as file:
+                    data = bytearray(file.read())
+                frame = read_jpeg_frame(data)  # the header only: size checks before decoding
+                if frame is not None and frame.common:
+                    check_pixel_limit((frame.width, frame.height), name)
+                    return Prepared(jpeg=torch.frombuffer(data, dtype=torch.uint8))
+                return Prepared(pixels=preprocess(load_image(bytes(data), name), self.config))
             return Prepared(pixels=preprocess(load_image(item, name), self.config))
         except ImageError as error:
             return Prepared(error=str(error))
@@ -127,7 +137,8 @@ class BatchLoader:
         for item, pixels in zip(readable, preprocess_many(images, self.config)):
             item.pixels = pixels
 
-    def _assemble(self, names: list[str], prepared: list[Prepared]) -> Batch:
+    def _assemble(self, names: list[str], reads: list[Future[list[Prepared]]]) -> Batch:
+        prepared = [p for read in reads for p in read.result()]
         jpegs = {i: p.jpeg for i, p in enumerate(prepared) if p.jpeg is not None}
         if jpegs:
             self._decode_on_device(list(jpegs.values()), [names[i] for i in jpegs], [prepared[i] for i in jpegs])
