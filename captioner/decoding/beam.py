@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..decoder import StepDecoder
@@ -148,13 +149,12 @@ def beam_search(
                                     beam_scores, sequences.view(n_groups, k, -1), history, lp)
     results = []
     for b in range(batch):
-        by_group = {g: final.hypotheses(b * groups + g, n_best) for g in range(groups)}
-        best = {g: hypotheses[0].score for g, hypotheses in by_group.items() if hypotheses}
+        best = {g: score for g in range(groups) if (score := final.best_score(b * groups + g)) > NEG_INF}
         top = max(best.values(), default=NEG_INF)
         # The group that met most slots, among those within the image's margin of the best caption.
         eligible = [g for g, score in best.items() if score >= top - margins[b]]
         chosen = max(eligible, key=lambda g: (bin(g).count("1"), best[g]), default=accept)
-        results.append(by_group[chosen])
+        results.append(final.hypotheses(b * groups + chosen, n_best))
     return results
 
 
@@ -218,34 +218,55 @@ def _extend(history: torch.Tensor | None, attention: torch.Tensor, rows: torch.T
     return torch.cat([history.index_select(0, rows), current], dim=1)
 
 
+def _to_host(values: torch.Tensor | None) -> np.ndarray | None:
+    """A float32 copy of ``values`` in host memory; from a GPU, a pinned copy that does not wait for it.
+
+    It is complete once anything later on the same stream has been read (``tolist()``).
+    """
+    if values is None:
+        return None
+    values = values.float()
+    if values.device.type != "cuda":
+        return values.cpu().numpy()
+    host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+    return host.copy_(values, non_blocking=True).numpy()
+
+
 @dataclass
 class _FinalState:
     """What a search ends with, copied to the host once: the per-image loop then reads
-    Python lists and CPU tensors (on a GPU, reading device tensors element by element
-    would wait on the device once per element)."""
+    Python lists and arrays (on a GPU, reading device tensors element by element would
+    wait on the device once per element)."""
 
     pool_scores: list[list[float]]  # (G, k), best first, -inf when empty
     pool_logprobs: list[list[float]]
     pool_lengths: list[list[int]]
     pool_tokens: list[list[list[int]]]  # (G, k, max_length)
-    pool_attention: torch.Tensor | None  # (G, k, max_length, N)
+    pool_attention: np.ndarray | None  # (G, k, max_length, N)
     beam_scores: list[list[float]]  # (G, k), live beams
     live_tokens: list[list[list[int]]]  # (G, k, t)
-    history: torch.Tensor | None  # (G*k, t, N)
+    history: np.ndarray | None  # (G*k, t, N)
     length_penalty: float
 
     @classmethod
     def from_search(cls, pool_scores: torch.Tensor, pool_logprobs: torch.Tensor, pool_lengths: torch.Tensor,
                     pool_tokens: torch.Tensor, pool_attention: torch.Tensor | None, beam_scores: torch.Tensor,
                     live_tokens: torch.Tensor, history: torch.Tensor | None, length_penalty: float) -> _FinalState:
+        attention, history_ = _to_host(pool_attention), _to_host(history)  # queued before tolist() waits
         return cls(pool_scores.tolist(), pool_logprobs.tolist(), pool_lengths.tolist(), pool_tokens.tolist(),
-                   None if pool_attention is None else pool_attention.cpu(), beam_scores.tolist(),
-                   live_tokens.tolist(), None if history is None else history.cpu(), length_penalty)
+                   attention, beam_scores.tolist(), live_tokens.tolist(), history_, length_penalty)
+
+    def best_score(self, group: int) -> float:
+        """The score of :meth:`hypotheses`' first: the best finished one, else the best live beam."""
+        if self.pool_scores[group][0] > NEG_INF:
+            return self.pool_scores[group][0]
+        length = float(len(self.live_tokens[group][0])) ** self.length_penalty
+        return max(self.beam_scores[group]) / length
 
     def hypotheses(self, group: int, n_best: int) -> list[Hypothesis]:
         """Finished hypotheses of ``group``; if none finished, its best live beams."""
         found = []
-        for j, score in enumerate(self.pool_scores[group]):
+        for j, score in enumerate(self.pool_scores[group][:n_best]):
             if score == NEG_INF:
                 break
             length = self.pool_lengths[group][j]
@@ -254,10 +275,11 @@ class _FinalState:
                 score=score,
                 logprob=self.pool_logprobs[group][j],
                 finished=True,
-                attention=None if self.pool_attention is None else self.pool_attention[group, j, :length].clone(),
+                attention=None if self.pool_attention is None else torch.from_numpy(
+                    self.pool_attention[group, j, :length].copy()),
             ))
         if found:
-            return found[:n_best]
+            return found
         k = len(self.beam_scores[group])
         live = sorted(range(k), key=lambda j: -self.beam_scores[group][j])  # stable: ties keep beam order
         for j in live:
@@ -270,6 +292,6 @@ class _FinalState:
                 score=logprob / float(len(tokens)) ** self.length_penalty,
                 logprob=logprob,
                 finished=False,
-                attention=None if self.history is None else self.history[group * k + j].clone(),
+                attention=None if self.history is None else torch.from_numpy(self.history[group * k + j].copy()),
             ))
         return found[:n_best]
