@@ -21,6 +21,7 @@ from .decoding import DecodingOptions, decode
 from .device import fast_bfloat16, pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError, describe_exception
+from .gc_pause import gc_paused
 from .images import ImageInput
 from .labelset import load_label_set
 from .model_catalog import resolve_model
@@ -346,6 +347,7 @@ class Captioner:
             self._object_words[open_vocabulary] = ObjectWords.match(label_set, self.vocab, open_vocabulary)
         return self._object_words[open_vocabulary]
 
+    @gc_paused()  # a batch's captions are tens of thousands of surviving objects: see gc_pause
     def describe(
         self, features: EncoderOutput, options: DecodingOptions | None = None
     ) -> list[tuple[list[Candidate], list[RecognizedObject], list[str]]]:
