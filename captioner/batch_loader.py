@@ -60,6 +60,8 @@ class BatchLoader:
                  prefetch: int = 2, decode_jpeg_on_device: bool | None = None) -> None:
         self.config = config
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:  # the assembling thread's current device may differ
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.prefetch = max(1, prefetch)
         self.device_jpeg = self.device.type == "cuda" if decode_jpeg_on_device is None else decode_jpeg_on_device
         self.num_workers = num_workers or default_workers()
