@@ -8,12 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from captioner import EncoderConfig
 from captioner.batch_loader import BatchLoader
 from captioner.jpeg_header import read_jpeg_frame
 from conftest import random_photo
-
-CONFIG = EncoderConfig(input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), feature_dim=8, spatial=True)
+from test_loading import CONFIG
 
 
 def jpeg(mode: str = "RGB", size: tuple[int, int] = (37, 23), **options) -> bytes:
