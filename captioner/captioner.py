@@ -20,6 +20,7 @@ from .decoder import Decoder, check_decoder_step
 from .decoding import DecodingOptions, decode
 from .device import fast_bfloat16, pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
+from .encoder_stack import STACK_ENCODER, EncoderStack
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError, describe_exception
 from .gc_pause import gc_paused
 from .images import ImageInput
@@ -55,6 +56,25 @@ def _registered_name(module: nn.Module, registry_kind: str) -> str:
             f"this {registry_kind} was not built by create_{registry_kind}(); pass its registered name instead"
         )
     return name
+
+
+def _build_encoder(name: str, config: EncoderConfig, members: list[str]) -> Encoder:
+    """The encoder a model folder describes (a stack of the encoders ``members`` names if any), without weights."""
+    if name == STACK_ENCODER or members:
+        if name != STACK_ENCODER or not members:
+            raise ModelLoadError(f"encoder {name!r} with {len(members)} members: only a {STACK_ENCODER!r} has them")
+        stack = EncoderStack([_build_encoder(member, member_config, [])
+                              for member, member_config in zip(members, config.members)])
+        stack.config = config
+        return stack
+    registered = encoders.get(name).config
+    if (registered.feature_dim, registered.spatial) != (config.feature_dim, config.spatial):
+        raise ModelLoadError(f"encoder {name!r} no longer yields the features this model used")
+    encoder = create_encoder(name, pretrained=False)
+    if config.classes is None:
+        encoder.classifier = None  # saved without the classifier head (older model folders)
+    encoder.config = config  # preprocess exactly as in training
+    return encoder
 
 
 def _renamed_argument(old: str, old_value: Any, new: str, new_value: Any) -> Any:
@@ -148,9 +168,11 @@ class Captioner:
     # -- saving and loading -------------------------------------------------------------
 
     def model_config(self) -> ModelConfig:
+        stack = self.encoder.encoders if isinstance(self.encoder, EncoderStack) else []
         return ModelConfig(
             encoder=_registered_name(self.encoder, "encoder"),
             encoder_config=self.encoder_config,
+            encoder_members=[_registered_name(member, "encoder") for member in stack],
             decoder=_registered_name(self.decoder, "decoder"),
             decoder_hparams=self.decoder.hparams,
             vocab_size=len(self.vocab),
@@ -173,25 +195,12 @@ class Captioner:
         config = read_config(folder)
         vocab = read_vocab(folder, config.vocab_size)
         try:
-            encoder_entry = encoders.get(config.encoder)
             decoders.get(config.decoder)
-        except CaptionerError as error:
-            raise ModelLoadError(f"{folder}: {error}") from None
-        registered = encoder_entry.config
-        if (registered.feature_dim, registered.spatial) != (
-            config.encoder_config.feature_dim,
-            config.encoder_config.spatial,
-        ):
-            raise ModelLoadError(f"{folder}: encoder {config.encoder!r} no longer yields the features this model used")
-        try:
-            encoder = create_encoder(config.encoder, pretrained=False)
-            if config.encoder_config.classes is None:
-                encoder.classifier = None  # saved without the classifier head (older model folders)
-            encoder.config = config.encoder_config  # preprocess exactly as in training
+            encoder = _build_encoder(config.encoder, config.encoder_config, config.encoder_members)
             decoder = create_decoder(
                 config.decoder, vocab_size=len(vocab), feature_dim=config.encoder_config.feature_dim, **config.decoder_hparams
             )
-        except PluginError as error:
+        except CaptionerError as error:
             raise ModelLoadError(f"{folder}: {error}") from None
         read_weights(folder, CaptionModel(encoder, decoder))
         decoding = DecodingOptions().updated(

@@ -538,7 +538,7 @@ def build_and_save(build, output: str, assignments: tuple[str, ...], dtype: str)
 @cli.command()
 @combining_options
 def ensemble(models, output, assignments, dtype) -> None:
-    """Decode models that share an encoder and vocabulary as one (the mean of their predictions)."""
+    """Decode models that share a vocabulary as one (the mean of their predictions; different encoders are stacked)."""
     from .ensembling import ensemble_models
 
     captioner = build_and_save(lambda: ensemble_models(list(models)), output, assignments, dtype)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -18,6 +19,11 @@ class EncoderConfig:
     ``resize_mode="squash"`` resizes straight to ``input_size`` ignoring aspect ratio
     (how the Flickr8k copy was made); ``"center_crop"`` resizes the short side and
     crops the centre.
+
+    A stack of encoders (:mod:`captioner.encoder_stack`) has its members' configs in
+    ``members``: each member's input is prepared from the photo as that member's config
+    says, and the stack's pixels hold them side by side, 3 channels each, on a canvas
+    of ``input_size`` (the largest member's height and width).
     """
 
     input_size: tuple[int, int]  # (height, width)
@@ -28,6 +34,7 @@ class EncoderConfig:
     resize_mode: ResizeMode = "squash"
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     classes: str | None = None  # label set of the encoder's classifier (e.g. "imagenet-1k"), None without one
+    members: tuple[EncoderConfig, ...] = ()  # a stack's members (see above); empty for one encoder
 
     def __post_init__(self) -> None:
         problems = []
@@ -41,40 +48,61 @@ class EncoderConfig:
             problems.append(f"resize_mode must be 'squash' or 'center_crop', not {self.resize_mode!r}")
         if self.interpolation not in ("bilinear", "bicubic"):
             problems.append(f"interpolation must be 'bilinear' or 'bicubic', not {self.interpolation!r}")
+        if any(not isinstance(member, EncoderConfig) or member.members for member in self.members):
+            problems.append("members must be the configs of single encoders")
+        elif any(m.input_size[0] > self.input_size[0] or m.input_size[1] > self.input_size[1] for m in self.members):
+            problems.append(f"input_size {self.input_size!r} must hold every member's input")
         if problems:
             raise ValueError("EncoderConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        if not self.members:
+            del values["members"]  # single encoders' configs read as they always have
+        return values
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
         values = dict(data)
         for key in ("input_size", "mean", "std"):
             values[key] = tuple(values[key])
+        members = values.get("members") or []
+        if not isinstance(members, (list, tuple)) or not all(isinstance(member, dict) for member in members):
+            raise ValueError("members must be a list of encoder configs")
+        values["members"] = tuple(cls.from_dict(member) for member in members)
         return cls(**values)
 
 
 class EncoderOutput(NamedTuple):
     """Pooled features ``(B, D)``, for spatial encoders a grid ``(B, N, D)``, and for
-    encoders with a classifier its logits ``(B, C)`` over ``EncoderConfig.classes``."""
+    encoders with a classifier its logits ``(B, C)`` over ``EncoderConfig.classes``.
+
+    A stack of encoders (:mod:`captioner.encoder_stack`) also returns each member's own
+    output in ``members``; its pooled features and grid are then its first member's.
+    """
 
     pooled: torch.Tensor
     grid: torch.Tensor | None
     class_logits: torch.Tensor | None = None
+    members: tuple[EncoderOutput, ...] | None = None
+
+    def _map(self, tensor_fn: Callable[[torch.Tensor], torch.Tensor],
+             member_fn: Callable[[EncoderOutput], EncoderOutput]) -> EncoderOutput:
+        grid, class_logits = (None if value is None else tensor_fn(value) for value in (self.grid, self.class_logits))
+        members = None if self.members is None else tuple(member_fn(member) for member in self.members)
+        return EncoderOutput(tensor_fn(self.pooled), grid, class_logits, members)
 
     def rows(self, index: slice | torch.Tensor | list[int]) -> EncoderOutput:
         """The features of some images, e.g. ``features.rows(slice(i, i + 1))`` for image ``i``."""
-        return EncoderOutput(self.pooled[index], *(None if value is None else value[index] for value in self[1:]))
+        return self._map(lambda value: value[index], lambda member: member.rows(index))
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> EncoderOutput:
         """The same features on ``device`` (and in ``dtype`` if given)."""
-        return EncoderOutput(self.pooled.to(device, dtype), *(None if value is None else value.to(device, dtype)
-                                                              for value in self[1:]))
+        return self._map(lambda value: value.to(device, dtype), lambda member: member.to(device, dtype))
 
     def float(self) -> EncoderOutput:
         """The same features in float32 (after mixed-precision encoding)."""
-        return EncoderOutput(self.pooled.float(), *(None if value is None else value.float() for value in self[1:]))
+        return self._map(lambda value: value.float(), lambda member: member.float())
 
 
 def check_features(features: Any, config: EncoderConfig, batch: int) -> None:

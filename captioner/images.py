@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -179,7 +180,16 @@ def normalize(pixels: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
 
 
 def preprocess(image: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
-    """Resize an RGB ``uint8`` image ``(3, H, W)`` (or a batch of one size) as ``config`` says and normalise it to float."""
+    """Resize an RGB ``uint8`` image ``(3, H, W)`` (or a batch of one size) as ``config`` says and normalise it to float.
+
+    For a stack of encoders, each member's input is made from the image as that member's
+    config says, and they are returned side by side: ``(3 * members, H, W)``, each
+    padded with zeros at the bottom and right to the stack's ``input_size``.
+    """
+    if config.members:
+        height, width = config.input_size
+        inputs = [preprocess(image, member) for member in config.members]
+        return torch.cat([F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2])) for x in inputs], dim=-3)
     return normalize(resize(image, config).float().div_(255), config)
 
 

@@ -70,7 +70,8 @@ def describe_model(name: str, path: Path) -> ModelInfo:
         config = read_config(path)
     except CaptionerError as error:
         return ModelInfo(name=name, path=str(path), error=str(error))
-    return ModelInfo(name, str(path), config.encoder, config.decoder, config.vocab_size)
+    encoder = f"{config.encoder} of {', '.join(config.encoder_members)}" if config.encoder_members else config.encoder
+    return ModelInfo(name, str(path), encoder, config.decoder, config.vocab_size)
 
 
 def describe_models(paths: list[str] | None = None) -> list[ModelInfo]:

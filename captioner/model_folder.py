@@ -38,12 +38,16 @@ class ModelConfig:
     vocab_size: int
     decoding: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    encoder_members: list[str] = field(default_factory=list)  # a stack's encoders (their configs: encoder_config)
 
     def to_json(self) -> dict[str, Any]:
+        encoder: dict[str, Any] = {"name": self.encoder, "config": self.encoder_config.to_dict()}
+        if self.encoder_members:
+            encoder["members"] = self.encoder_members
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "encoder": {"name": self.encoder, "config": self.encoder_config.to_dict()},
+            "encoder": encoder,
             "decoder": {"name": self.decoder, "vocab_size": self.vocab_size, "hparams": self.decoder_hparams},
             "vocab": VOCAB_FILE,
             "decoding": self.decoding,
@@ -87,6 +91,10 @@ def parse_config(data: Any, where: str) -> ModelConfig:
         encoder_config = EncoderConfig.from_dict(_require(encoder, "config", dict, f"{where} encoder"))
     except (TypeError, ValueError) as error:
         raise ModelLoadError(f"{where}: encoder config is invalid ({error})") from None
+    members = _require(encoder, "members", list, f"{where} encoder") if "members" in encoder else []
+    if not all(isinstance(name, str) for name in members) or len(members) != len(encoder_config.members):
+        raise ModelLoadError(f"{where}: encoder 'members' must name each of the {len(encoder_config.members)} encoders "
+                             "its config stacks")
     return ModelConfig(
         encoder=_require(encoder, "name", str, f"{where} encoder"),
         encoder_config=encoder_config,
@@ -95,6 +103,7 @@ def parse_config(data: Any, where: str) -> ModelConfig:
         vocab_size=_require(decoder, "vocab_size", int, f"{where} decoder"),
         decoding=data.get("decoding") or {},
         metadata=data.get("metadata") or {},
+        encoder_members=members,
     )
 
 

@@ -1,8 +1,10 @@
-"""An ensemble decoder: several decoders of one vocabulary and one encoder decoded as one.
+"""An ensemble decoder: several decoders of one vocabulary decoded as one.
 
 Each step runs every member on the same previous tokens and returns the mean of
 their log-probabilities, so one beam search (or any other search) follows the
-ensemble's combined belief. Form one from trained models with ``captioner ensemble``.
+ensemble's combined belief. Members read the same features, or, with ``sources``,
+each reads its own member of an encoder stack (:mod:`captioner.encoder_stack`).
+Form one from trained models with ``captioner ensemble``.
 """
 
 from __future__ import annotations
@@ -20,18 +22,30 @@ from captioner.decoder import State
 @dataclass(frozen=True)
 class EnsembleConfig:
     members: tuple[dict[str, Any], ...]  # each {"decoder": registered name, "hparams": {...}}
+    # per member, the encoder stack member whose output it reads (None: all read the same features)
+    sources: tuple[int, ...] | None = None
+    # per member, its features' size if not the ensemble's feature_dim (members of a stack may differ)
+    feature_dims: tuple[int, ...] | None = None
 
 
 class EnsembleDecoder(Decoder):
     """Members' states live side by side in one state dict, under keys ``"<member>.<key>"``."""
 
-    def __init__(self, vocab_size: int, feature_dim: int, members: list[dict[str, Any]]) -> None:
+    def __init__(self, vocab_size: int, feature_dim: int, members: list[dict[str, Any]],
+                 sources: list[int] | None = None, feature_dims: list[int] | None = None) -> None:
         super().__init__(vocab_size, feature_dim)
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two member decoders")
-        self.config = EnsembleConfig(tuple({"decoder": m["decoder"], "hparams": dict(m["hparams"])} for m in members))
+        for name, values in (("sources", sources), ("feature_dims", feature_dims)):
+            if values is not None and len(values) != len(members):
+                raise ValueError(f"{name} has {len(values)} values for {len(members)} members")
+        self.config = EnsembleConfig(tuple({"decoder": m["decoder"], "hparams": dict(m["hparams"])} for m in members),
+                                     None if sources is None else tuple(sources),
+                                     None if feature_dims is None else tuple(feature_dims))
+        dims = feature_dims or [feature_dim] * len(members)
         self.members = nn.ModuleList(
-            create_decoder(m["decoder"], vocab_size=vocab_size, feature_dim=feature_dim, **m["hparams"]) for m in members
+            create_decoder(m["decoder"], vocab_size=vocab_size, feature_dim=dim, **m["hparams"])
+            for m, dim in zip(members, dims)
         )
         self.needs_grid = any(member.needs_grid for member in self.decoders)
         self.image_state = tuple(f"{i}.{key}" for i, member in enumerate(self.decoders) for key in member.image_state)
@@ -54,13 +68,21 @@ class EnsembleDecoder(Decoder):
         return {f"{i}.{key}": value for i, part in enumerate(parts) for key, value in part.items()}
 
     def init_state(self, features: EncoderOutput) -> State:
-        return self._join([member.init_state(features) for member in self.decoders])
+        sources = self.config.sources
+        if sources is None:
+            return self._join([member.init_state(features) for member in self.decoders])
+        if features.members is None or len(features.members) <= max(sources):
+            found = 0 if features.members is None else len(features.members)
+            raise ValueError(f"this ensemble reads {max(sources) + 1} stacked encoders' features, but got {found}")
+        return self._join([member.init_state(features.members[s]) for member, s in zip(self.decoders, sources)])
 
     def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
         outs = [member.step(tokens, part) for member, part in zip(self.decoders, self._split(state, len(self.members)))]
         log_probs = torch.stack([out.logits.float().log_softmax(dim=-1) for out in outs]).mean(dim=0)  # (R, V)
-        attentions = [out.attention for out in outs if out.attention is not None]
-        attention = torch.stack(attentions).mean(dim=0) if len(attentions) == len(outs) else None  # (R, N)
+        # Attention is shown over the regions of the features the ensemble reports: the first stacked encoder's.
+        shown = [out for i, out in enumerate(outs) if self.config.sources is None or self.config.sources[i] == 0]
+        attentions = [out.attention for out in shown if out.attention is not None]
+        attention = torch.stack(attentions).mean(dim=0) if attentions and len(attentions) == len(shown) else None  # (R, N)
         return DecoderStep(log_probs, self._join([out.state for out in outs]), attention)
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:

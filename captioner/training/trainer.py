@@ -19,6 +19,7 @@ from ..data import load_dataset
 from ..decoder import Decoder
 from ..decoding import DecodingOptions
 from ..encoder import Encoder
+from ..encoder_stack import EncoderStack
 from ..errors import CaptionerError
 from ..vocab import Vocabulary, tokenize
 from .augment import mirrorable
@@ -95,6 +96,9 @@ class Trainer:
             encoder, decoder = config.encoder, config.decoder
         else:
             start = Captioner.from_pretrained(start_from)
+            if isinstance(start.encoder, EncoderStack):
+                raise TrainingError(f"{start_from}: its encoders are a stack, formed from trained models by "
+                                    "`captioner ensemble`; train a member instead")
             encoder, decoder, vocab = start.encoder, start.decoder, start.vocab
             if config.reset_decoder and self.resume_from is None:
                 decoder = config.decoder
