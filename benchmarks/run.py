@@ -4,6 +4,7 @@
     python benchmarks/run.py --device cuda        # the same on a GPU, with mixed precision
     python benchmarks/run.py --quick --no-peers   # a smoke run (what the test suite does)
     python benchmarks/run.py --device cuda --sections stages,peers   # only some sections
+    python benchmarks/run.py --model flickr8k-ensemble --sections throughput,peers   # another model
 
 Sections: end-to-end throughput from JPEG files (batch 1/16/64 x beam 1/3, peak RSS
 per run, each in its own process), open-world guidance on and off side by side,
@@ -21,8 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import date
-from statistics import median
 from pathlib import Path
+from statistics import median
 
 import torch
 
@@ -33,13 +34,15 @@ from common import Table, benchmark_images, machine, peak_rss_mb, percentile  # 
 from captioner import Captioner  # noqa: E402
 from captioner.batch_loader import BatchLoader  # noqa: E402
 from captioner.device import fast_bfloat16  # noqa: E402
+from captioner.model_catalog import DEFAULT_MODEL  # noqa: E402
 
 PEER_TOKENS = 12  # every model writes exactly this many tokens in the peer comparison
 
 
-def throughput(files: list[str], batch_size: int, beam_size: int, device: str, guide: bool = True) -> dict:
+def throughput(files: list[str], batch_size: int, beam_size: int, device: str, guide: bool = True,
+               model: str | None = None) -> dict:
     """Images/s from files to captions, in a fresh process so that its peak RSS is its own."""
-    captioner = Captioner.from_pretrained(device=device)
+    captioner = Captioner.from_pretrained(model, device=device)
     options = {"beam_size": beam_size, "guide": guide}
     list(captioner.caption_stream(files[: 2 * batch_size], batch_size=batch_size, **options))  # warm-up
     start = time.perf_counter()
@@ -56,9 +59,9 @@ def in_fresh_process(function, *args) -> dict:
         return pool.apply(function, args)
 
 
-def latency(files: list[str], calls: int, device: str) -> dict:
+def latency(files: list[str], calls: int, device: str, model: str | None = None) -> dict:
     """One image per call through ``Captioner.caption``, as the web interface calls it."""
-    captioner = Captioner.from_pretrained(device=device)
+    captioner = Captioner.from_pretrained(model, device=device)
     for path in files[:3]:
         captioner.caption(path)
     times = []
@@ -70,13 +73,13 @@ def latency(files: list[str], calls: int, device: str) -> dict:
             "beam_size": captioner.decoding.beam_size}
 
 
-def batched_against_one_at_a_time(files: list[str], batch_size: int, device: str) -> dict:
+def batched_against_one_at_a_time(files: list[str], batch_size: int, device: str, model: str | None = None) -> dict:
     """The same beam search on the same features: a batch of images per call, or one image per call.
 
     Unguided: this measures the search itself (guidance's margin decisions can tip on
     near-ties that batch-size dependent kernels round differently).
     """
-    captioner = Captioner.from_pretrained(device=device)
+    captioner = Captioner.from_pretrained(model, device=device)
     with BatchLoader(captioner.encoder_config, captioner.device) as loader:
         features = [captioner.encode(batch.pixels) for batch in loader.batches(files, batch_size)]
     options = captioner.decoding.updated(guide=False)
@@ -95,8 +98,8 @@ def batched_against_one_at_a_time(files: list[str], batch_size: int, device: str
             "same_captions": same}
 
 
-def ours_like_peers(files: list[str], batch_size: int, beam_size: int, device: str) -> dict:
-    captioner = Captioner.from_pretrained(device=device)
+def ours_like_peers(files: list[str], batch_size: int, beam_size: int, device: str, model: str | None = None) -> dict:
+    captioner = Captioner.from_pretrained(model, device=device)
     options = {"beam_size": beam_size, "min_length": PEER_TOKENS, "max_length": PEER_TOKENS}
     list(captioner.caption_stream(files[:batch_size], batch_size=batch_size, **options))
     start = time.perf_counter()
@@ -105,13 +108,13 @@ def ours_like_peers(files: list[str], batch_size: int, beam_size: int, device: s
     return {"batch_size": batch_size, "images": done, "seconds": seconds, "images_per_s": done / seconds}
 
 
-def stages(files: list[str], batch_size: int, device: str) -> dict:
+def stages(files: list[str], batch_size: int, device: str, model: str | None = None) -> dict:
     """Images/s of each stage alone at ``batch_size`` with the default decoding: which one bounds the pipeline.
 
     Loading (files to pixels on the device), the encoder (on those pixels, kept in
     memory), and the search with its finishing into captions (on those features).
     """
-    captioner = Captioner.from_pretrained(device=device)
+    captioner = Captioner.from_pretrained(model, device=device)
     options = captioner.decoding
 
     def timed(run) -> tuple[list, float]:
@@ -141,6 +144,7 @@ class Run:
     files: list[str]
     quick: bool
     report: dict
+    model: str | None = None  # a model folder or shipped name; None: the default model
 
     @property
     def cuda(self) -> bool:
@@ -161,7 +165,8 @@ def scaled(n: int, quick: bool) -> int:
 
 def section_throughput(run: Run) -> None:
     batch_sizes = (1, 64, 256, 1024) if run.cuda else (1, 16, 64)
-    runs = [in_fresh_process(throughput, run.files[: run.size(64 if b == 1 else len(run.files))], b, k, run.device)
+    runs = [in_fresh_process(throughput, run.files[: run.size(64 if b == 1 else len(run.files))], b, k, run.device,
+                            True, run.model)
             for b in batch_sizes for k in (1, 3)]
     run.report["sections"]["throughput"] = runs
     print(Table("1. End to end, JPEG files to captions" + (" (encoder under bf16 autocast)" if run.bf16 else ""),
@@ -172,7 +177,7 @@ def section_throughput(run: Run) -> None:
 
 def section_guidance(run: Run) -> None:
     batch = 256 if run.cuda else 16
-    pairs = [in_fresh_process(throughput, run.files, batch, 3, run.device, guide)
+    pairs = [in_fresh_process(throughput, run.files, batch, 3, run.device, guide, run.model)
              for _ in range(1 if run.quick else 2) for guide in (False, True)]
     unguided = [r["images_per_s"] for r in pairs if not r["guide"]]
     guided = [r["images_per_s"] for r in pairs if r["guide"]]
@@ -184,14 +189,14 @@ def section_guidance(run: Run) -> None:
 
 
 def section_latency(run: Run) -> None:
-    lat = latency(run.files, run.size(100), run.device)
+    lat = latency(run.files, run.size(100), run.device, run.model)
     run.report["sections"]["latency"] = lat
     print(Table("2. One image per call through the Python API", ["calls", "beam", "p50 ms", "p95 ms"],
                 [[lat["calls"], lat["beam_size"], lat["p50_ms"], lat["p95_ms"]]]).render())
 
 
 def section_beam_search(run: Run) -> None:
-    beam = batched_against_one_at_a_time(run.files[: run.size(256)], 64, run.device)
+    beam = batched_against_one_at_a_time(run.files[: run.size(256)], 64, run.device, run.model)
     run.report["sections"]["beam_search"] = beam
     print(Table("3. Batched beam search against one image at a time (same features, same rules, unguided)",
                 ["images", "beam", "batched img/s", "one-at-a-time img/s", "speedup", "same captions"],
@@ -201,7 +206,7 @@ def section_beam_search(run: Run) -> None:
 
 def section_stages(run: Run) -> None:
     batch = 1024 if run.cuda else 64
-    parts = in_fresh_process(stages, run.files, batch, run.device)
+    parts = in_fresh_process(stages, run.files, batch, run.device, run.model)
     run.report["sections"]["stages"] = parts
     rows = [["loading (files to model-ready pixels)", parts["loading_images_per_s"]],
             ["encoder" + (" (bf16 autocast)" if run.bf16 else ""), parts["encoder_images_per_s"]],
@@ -218,11 +223,11 @@ def section_peers(run: Run) -> None:
 
     files = run.files[: run.size(1024 if run.cuda else 48)]
     batches = [64, 256] if run.cuda else [16]
-    ours = {b: ours_like_peers(files, b, 3, run.device) for b in batches}
+    ours = {b: ours_like_peers(files, b, 3, run.device, run.model) for b in batches}
     peers = {name: in_fresh_process(run_peer, name, files, batches, 3, PEER_TOKENS, run.device) for name in PEERS}
     rows = []
     for batch in batches:
-        rows.append(["captioner (EfficientNet-Lite0 + attention LSTM)", batch, "bf16 encoder" if run.bf16 else "fp32",
+        rows.append([f"captioner ({run.model or DEFAULT_MODEL})", batch, "bf16 encoder" if run.bf16 else "fp32",
                      ours[batch]["images_per_s"], "1.0x"])
         for name, results in peers.items():
             for result in (r for r in results if r["batch_size"] == batch):
@@ -241,6 +246,7 @@ SECTIONS = {"throughput": section_throughput, "guidance": section_guidance, "lat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", help=f"Model folder or shipped name (default: {DEFAULT_MODEL})")
     parser.add_argument("--images", help="Folder of images (default: Flickr8k val if present, else crops)")
     parser.add_argument("--quick", action="store_true", help="Few images: checks that everything runs")
     parser.add_argument("--sections", default=",".join(SECTIONS),
@@ -256,9 +262,11 @@ def main() -> None:
         wanted = [name for name in wanted if name != "peers"]
     cuda = args.device.startswith("cuda")
     files, source = benchmark_images(scaled(4096 if cuda else 512, args.quick), args.images)
-    report = {"date": str(date.today()), "device": args.device, "machine": machine(), "images": source, "sections": {}}
-    print(f"captioner benchmarks, {report['date']}, device {args.device}: {report['machine']}\nimages: {source}")
-    run = Run(args.device, files, args.quick, report)
+    report = {"date": str(date.today()), "device": args.device, "model": args.model or DEFAULT_MODEL,
+              "machine": machine(), "images": source, "sections": {}}
+    print(f"captioner benchmarks, {report['date']}, device {args.device}: {report['machine']}\n"
+          f"model: {report['model']}\nimages: {source}")
+    run = Run(args.device, files, args.quick, report, args.model)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     for name in SECTIONS:
