@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from captioner import Captioner
+from captioner.encoder_stack import EncoderStack
 from captioner.model_catalog import DEFAULT_MODEL, describe_models, resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +43,15 @@ def test_default_model_sees_a_dog_in_a_flickr8k_validation_photo(default_model):
     # a validation photo whose five references all mention a dog
     image = shared / "images" / "3695064885_a6922f06b2.jpg"
     assert "dog" in default_model.caption(str(image)).text.split()
+
+
+def test_the_more_accurate_ensemble_ships_beside_it_and_names_the_cat():
+    ensemble = Captioner.from_pretrained("flickr8k-ensemble", device="cpu")
+    assert isinstance(ensemble.encoder, EncoderStack)
+    assert [member.registered_name for member in ensemble.encoder.encoders] == [
+        "efficientnet_lite0", "efficientnet_lite2", "efficientnet_lite1", "efficientnet_lite0"]
+    assert ensemble.decoder.config.sources == (0, 1, 2, 3)
+    assert (resolve_model("flickr8k-ensemble") / "README.md").is_file()  # its model card
+    results = {Path(r.image).name: r for r in ensemble.caption([str(p) for p in EXAMPLES])}
+    assert all(r.ok and "<unk>" not in r.text for r in results.values())
+    assert "cat" in results["cat.jpg"].text.split()  # four classifiers agree on the cat; guidance names it

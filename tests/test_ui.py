@@ -307,6 +307,16 @@ def test_models_load_once_and_loading_one_does_not_block_another(monkeypatch):
         pool.get("c")
 
 
+def test_the_shipped_default_is_the_default_choice_and_the_others_follow():
+    from captioner.ui.model_pool import find_models
+
+    labels = [choice.label for choice in find_models()]
+    assert labels[0] == "flickr8k-lite0-attention"  # though "flickr8k-ensemble" sorts before it
+    assert "flickr8k-ensemble" in labels
+    assert [choice.label for choice in find_models(("flickr8k-ensemble",))][:2] == [
+        "flickr8k-ensemble", "flickr8k-lite0-attention"]
+
+
 def test_ui_command_refuses_a_bad_model_in_one_line():
     from click.testing import CliRunner
 
@@ -316,7 +326,7 @@ def test_ui_command_refuses_a_bad_model_in_one_line():
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
         "captioner: error: model 'no-such-model': no such folder and no shipped model of that name "
-        "(shipped: flickr8k-lite0-attention)"]
+        "(shipped: flickr8k-ensemble, flickr8k-lite0-attention)"]
 
 
 def test_load_test_finishes_by_itself_with_no_failed_requests(tmp_path):

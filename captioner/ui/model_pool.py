@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..captioner import Captioner
 from ..device import describe_device
 from ..errors import ModelLoadError
-from ..model_catalog import describe_model, describe_models, resolve_model
+from ..model_catalog import DEFAULT_MODEL, describe_model, describe_models, resolve_model
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class ModelChoice:
 
 
 def find_models(extra: tuple[str, ...] = ()) -> list[ModelChoice]:
-    """The given models (names or folders; the first is the default), then every shipped model.
+    """The given models (names or folders; the first is the default), then every shipped model,
+    the shipped default first (so it is the default when no model is given).
 
     Reads only the configs. A given model that cannot be read raises; a broken
     shipped one is left out.
@@ -33,7 +34,7 @@ def find_models(extra: tuple[str, ...] = ()) -> list[ModelChoice]:
         if info.error:
             raise ModelLoadError(info.error)
         choices.setdefault(name, ModelChoice(name, info.path, info.encoder or "?", info.decoder or "?"))
-    for info in describe_models():
+    for info in sorted(describe_models(), key=lambda info: info.name != DEFAULT_MODEL):
         if info.error is None and info.name not in choices and info.path not in {c.source for c in choices.values()}:
             choices[info.name] = ModelChoice(info.name, info.path, info.encoder or "?", info.decoder or "?")
     return list(choices.values())
