@@ -65,7 +65,8 @@ def _build_encoder(name: str, config: EncoderConfig, members: list[str]) -> Enco
             raise ModelLoadError(f"encoder {name!r} with {len(members)} members: only a {STACK_ENCODER!r} has them")
         stack = EncoderStack([_build_encoder(member, member_config, [])
                               for member, member_config in zip(members, config.members)])
-        stack.config = config
+        if stack.config != config:
+            raise ModelLoadError(f"its {STACK_ENCODER!r} encoder config does not follow from its members' configs")
         return stack
     registered = encoders.get(name).config
     if (registered.feature_dim, registered.spatial) != (config.feature_dim, config.spatial):
@@ -328,7 +329,7 @@ class Captioner:
 
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> EncoderOutput:
-        """Encoder features (float32) for preprocessed images ``(B, 3, H, W)``.
+        """Encoder features (float32) for preprocessed images ``(B, 3, H, W)`` (3 channels per member for a stack).
 
         The encoder runs channels-last on CPU and CUDA, and under bfloat16 autocast where
         that is fast (:func:`~captioner.device.fast_bfloat16`: CUDA, CPUs with AMX) unless

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -48,17 +48,18 @@ class EncoderConfig:
             problems.append(f"resize_mode must be 'squash' or 'center_crop', not {self.resize_mode!r}")
         if self.interpolation not in ("bilinear", "bicubic"):
             problems.append(f"interpolation must be 'bilinear' or 'bicubic', not {self.interpolation!r}")
-        if any(not isinstance(member, EncoderConfig) or member.members for member in self.members):
-            problems.append("members must be the configs of single encoders")
+        if len(self.members) == 1 or any(not isinstance(m, EncoderConfig) or m.members for m in self.members):
+            problems.append("members must be the configs of two or more single encoders")
         elif any(m.input_size[0] > self.input_size[0] or m.input_size[1] > self.input_size[1] for m in self.members):
             problems.append(f"input_size {self.input_size!r} must hold every member's input")
         if problems:
             raise ValueError("EncoderConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        if not self.members:
-            del values["members"]  # single encoders' configs read as they always have
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "members"}
+        values.update(input_size=list(self.input_size), mean=list(self.mean), std=list(self.std))
+        if self.members:  # single encoders' configs are written as they always were
+            values["members"] = [member.to_dict() for member in self.members]
         return values
 
     @classmethod
@@ -86,23 +87,23 @@ class EncoderOutput(NamedTuple):
     class_logits: torch.Tensor | None = None
     members: tuple[EncoderOutput, ...] | None = None
 
-    def _map(self, tensor_fn: Callable[[torch.Tensor], torch.Tensor],
-             member_fn: Callable[[EncoderOutput], EncoderOutput]) -> EncoderOutput:
+    def _map(self, tensor_fn: Callable[[torch.Tensor], torch.Tensor]) -> EncoderOutput:
+        """``tensor_fn`` applied to every tensor, the members' included."""
         grid, class_logits = (None if value is None else tensor_fn(value) for value in (self.grid, self.class_logits))
-        members = None if self.members is None else tuple(member_fn(member) for member in self.members)
+        members = None if self.members is None else tuple(member._map(tensor_fn) for member in self.members)
         return EncoderOutput(tensor_fn(self.pooled), grid, class_logits, members)
 
     def rows(self, index: slice | torch.Tensor | list[int]) -> EncoderOutput:
         """The features of some images, e.g. ``features.rows(slice(i, i + 1))`` for image ``i``."""
-        return self._map(lambda value: value[index], lambda member: member.rows(index))
+        return self._map(lambda value: value[index])
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> EncoderOutput:
         """The same features on ``device`` (and in ``dtype`` if given)."""
-        return self._map(lambda value: value.to(device, dtype), lambda member: member.to(device, dtype))
+        return self._map(lambda value: value.to(device, dtype))
 
     def float(self) -> EncoderOutput:
         """The same features in float32 (after mixed-precision encoding)."""
-        return self._map(lambda value: value.float(), lambda member: member.float())
+        return self._map(lambda value: value.float())
 
 
 def check_features(features: Any, config: EncoderConfig, batch: int) -> None:

@@ -17,6 +17,7 @@ they are not a plugin and are not trained.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import torch
@@ -54,7 +55,7 @@ class EncoderStack(Encoder):
 
     @property
     def classifier(self) -> nn.Module | None:
-        """The first member's classifier head, or None if no member has one (open-world guidance checks this)."""
+        """The first classifier head among the members', or None if none has one (open-world guidance checks this)."""
         return next((head for member in self.encoders if (head := getattr(member, "classifier", None)) is not None),
                     None)
 
@@ -75,7 +76,7 @@ class EncoderStack(Encoder):
         class_logits = None
         if logits and self.config.classes is not None:
             log_probs = torch.stack([values.log_softmax(dim=1) for values in logits])  # (members, B, C)
-            class_logits = log_probs.logsumexp(dim=0) - torch.log(torch.tensor(float(len(logits))))  # log mean
+            class_logits = log_probs.logsumexp(dim=0) - math.log(len(logits))  # log of the mean probability
         return EncoderOutput(first.pooled, first.grid, class_logits, outputs)
 
     def fused_for_inference(self) -> Encoder | None:
@@ -83,6 +84,4 @@ class EncoderStack(Encoder):
         fused = [member.fused_for_inference() or member for member in self.encoders]
         if all(copy is member for copy, member in zip(fused, self.encoders)):
             return None
-        stack = EncoderStack(fused)
-        stack.config = self.config
-        return stack.eval()
+        return EncoderStack(fused).eval()  # the same members' configs, so the same stack config

@@ -54,7 +54,7 @@ class _Members:
     def add(self, folder: str | Path, captioner: Captioner) -> None:
         """A model's decoders (an ensemble's members, flattened) and their encoders."""
         decoder, encoder = captioner.decoder, captioner.encoder
-        if captioner.model_config().decoder != ENSEMBLE_DECODER:
+        if getattr(decoder, "registered_name", None) != ENSEMBLE_DECODER:
             self.decoders.append((decoder, self.source(encoder)))
             return
         sources = decoder.config.sources
@@ -72,19 +72,19 @@ def ensemble_models(folders: list[str | Path], device: str | None = "cpu") -> Ca
     The folders must share the vocabulary. Members whose encoders are the same (name,
     config and weights, for example decoders trained with ``reset_decoder`` from one
     model) read one encoder's features; otherwise the encoders are stacked, each run
-    once. The first folder's decoding defaults and metadata are kept, and its encoder's
-    features are the ones attention maps are drawn over.
+    once. The first folder's decoding defaults are kept, and its encoder's features are
+    the ones attention maps are drawn over. The metadata lists the folders and keeps
+    each one's own; ``training.data`` is kept where every member names the same data.
     """
     if len(folders) < 2:
         raise ValueError("an ensemble needs at least two model folders")
-    first = Captioner.from_pretrained(folders[0], device="cpu")
+    loaded = [Captioner.from_pretrained(folder, device="cpu") for folder in folders]
+    first = loaded[0]
     members = _Members()
-    members.add(folders[0], first)
-    for folder in folders[1:]:
-        other = Captioner.from_pretrained(folder, device="cpu")
-        if other.vocab != first.vocab:
+    for folder, model in zip(folders, loaded):
+        if model.vocab != first.vocab:
             raise ModelLoadError(f"{folder}: its vocabulary differs from {folders[0]}'s; cannot ensemble")
-        members.add(folder, other)
+        members.add(folder, model)
     stacked = len(members.encoders) > 1
     encoder = EncoderStack(members.encoders) if stacked else members.encoders[0]
     decoders = [decoder for decoder, _ in members.decoders]
@@ -96,5 +96,9 @@ def ensemble_models(folders: list[str | Path], device: str | None = "cpu") -> Ca
     )
     for target, member in zip(decoder.members, decoders):
         target.load_state_dict(member.state_dict())
-    metadata = {**first.metadata, "ensemble_of": [str(Path(folder)) for folder in folders]}
+    metadata: dict = {"ensemble_of": [str(Path(folder)) for folder in folders],
+                      "members": [model.metadata for model in loaded]}
+    data = {model.metadata.get("training", {}).get("data") for model in loaded}
+    if len(data) == 1 and None not in data:
+        metadata["training"] = {"data": data.pop()}  # what the web interface's "About" names
     return Captioner(encoder, decoder, first.vocab, device=device, decoding=first.decoding, metadata=metadata)

@@ -210,5 +210,6 @@ def preprocess_many(images: list[torch.Tensor], config: EncoderConfig) -> list[t
 
 
 def load_batch(paths: list[str | PathLike], config: EncoderConfig) -> torch.Tensor:
-    """Read and preprocess image files into one ``(B, 3, H, W)`` batch; raises on the first bad file."""
+    """Read and preprocess image files into one ``(B, 3, H, W)`` batch (3 channels per member for a stack);
+    raises on the first bad file."""
     return torch.stack([preprocess(load_image(path), config) for path in paths])

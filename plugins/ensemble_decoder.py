@@ -37,8 +37,8 @@ class EnsembleDecoder(Decoder):
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two member decoders")
         for name, values in (("sources", sources), ("feature_dims", feature_dims)):
-            if values is not None and len(values) != len(members):
-                raise ValueError(f"{name} has {len(values)} values for {len(members)} members")
+            if values is not None and (len(values) != len(members) or min(values) < 0):
+                raise ValueError(f"{name} must have one value of 0 or more per member ({len(members)})")
         self.config = EnsembleConfig(tuple({"decoder": m["decoder"], "hparams": dict(m["hparams"])} for m in members),
                                      None if sources is None else tuple(sources),
                                      None if feature_dims is None else tuple(feature_dims))
@@ -47,7 +47,9 @@ class EnsembleDecoder(Decoder):
             create_decoder(m["decoder"], vocab_size=vocab_size, feature_dim=dim, **m["hparams"])
             for m, dim in zip(members, dims)
         )
-        self.needs_grid = any(member.needs_grid for member in self.decoders)
+        # Checked against the encoder's own config, which for a stack is its first member's: those reading it.
+        self.needs_grid = any(member.needs_grid for member, source in zip(self.decoders, sources or [0] * len(members))
+                              if source == 0)
         self.image_state = tuple(f"{i}.{key}" for i, member in enumerate(self.decoders) for key in member.image_state)
 
     @property

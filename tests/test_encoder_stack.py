@@ -28,8 +28,11 @@ def test_the_stack_config_holds_its_members_on_a_canvas_as_large_as_the_largest(
     assert stack_config([SMALL, replace(LARGE, classes="other")]).classes is None
     assert EncoderConfig.from_dict(config.to_dict()) == config
     assert "members" not in SMALL.to_dict()  # single encoders' configs are written as before
+    assert all("members" not in member for member in config.to_dict()["members"])
     with pytest.raises(ValueError, match="must hold every member's input"):
         replace(config, input_size=(32, 32))
+    with pytest.raises(ValueError, match="two or more single encoders"):
+        replace(SMALL, members=(SMALL,))
 
 
 def test_preprocessing_puts_each_members_own_input_side_by_side():
@@ -63,9 +66,10 @@ def test_rows_and_moves_keep_the_members():
     stack = EncoderStack([encoder(SMALL, 0), encoder(LARGE, 1)]).eval()
     with torch.no_grad():
         out = stack(torch.randn(3, 6, 48, 40))
-    row = out.rows(slice(1, 2)).to("cpu", torch.float64).float()
+    row = out.rows(slice(1, 2)).to("cpu", torch.float64)
     assert row.members is not None and [m.grid.shape[0] for m in row.members] == [1, 1]
-    assert torch.equal(row.members[1].grid, out.members[1].grid[1:2])
+    assert {m.class_logits.dtype for m in row.members} == {torch.float64}
+    assert torch.equal(row.float().members[1].grid, out.members[1].grid[1:2])
 
 
 def test_a_stack_needs_two_members_and_is_not_fine_tuned():

@@ -126,8 +126,10 @@ def test_members_with_different_encoders_read_their_own_features(mixed):
     own_pixels = torch.stack([preprocess(load_image(p), models[2].encoder_config) for p in PHOTOS[:2]])
     assert torch.allclose(features.members[1].grid, models[2].encode(own_pixels).grid, atol=1e-5)  # d as trained
     assert out.attention.shape == (2, 16)  # a's and b's mean over the first encoder's 4x4 regions
-    result = ensemble.caption(PHOTOS[0], beam_size=2)
-    assert result.text
+    options = ensemble.decoding.updated(beam_size=2)
+    assert ensemble.caption(PHOTOS[:2], beam_size=2)[1].text == ensemble.decode(features, options)[1][0].text
+    with pytest.raises(ValueError, match="one value of 0 or more per member"):
+        type(ensemble.decoder)(10, 8, [{"decoder": "gru", "hparams": {}}] * 2, sources=[0, -1])
 
 
 def test_a_stacked_ensemble_saves_loads_and_flattens(mixed, tmp_path):
@@ -153,6 +155,11 @@ def test_a_stack_in_a_model_folder_is_checked(mixed, tmp_path):
     with pytest.raises(ModelLoadError, match="'members' must name each of the 2 encoders"):
         Captioner.from_pretrained(tmp_path / "ad", device="cpu")
     config["encoder"]["members"] = ["tiny_cnn", "tiny_cnn_wide"]
+    config["encoder"]["config"]["classes"] = "imagenet-1k"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="encoder config does not follow from its members' configs"):
+        Captioner.from_pretrained(tmp_path / "ad", device="cpu")
+    config["encoder"]["config"]["classes"] = None
     config["encoder"]["config"]["members"][1]["input_size"] = [64, 64]
     path.write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="encoder config is invalid .*must hold every member's input"):

@@ -231,6 +231,21 @@ def test_heat_maps_follow_the_grid_on_one_shared_scale():
     assert AttentionMaps.of(image, Candidate("a dog", ["a", "dog"], -1.0, -2.0, True), config) is None
 
 
+def test_heat_maps_of_an_encoder_stack_are_placed_by_its_first_member():
+    from dataclasses import replace
+
+    from captioner import EncoderConfig
+    from captioner.encoder_stack import stack_config
+    from captioner.results import Candidate
+
+    cropped = EncoderConfig(input_size=(32, 64), mean=(0, 0, 0), std=(1, 1, 1), feature_dim=8, spatial=True,
+                            resize_mode="center_crop")  # a 1x2 grid over the centre 2:1 strip of the photo
+    stack = stack_config([cropped, replace(cropped, input_size=(96, 96), resize_mode="squash")])
+    image = torch.zeros(3, 100, 100, dtype=torch.uint8)
+    maps = AttentionMaps.of(image, Candidate("a", ["a"], -1.0, -1.0, True, torch.tensor([[0.9, 0.1]])), stack)
+    assert maps.grid == (1, 2) and maps.overlays()[0][0].size == (192, 96)  # the first member's crop, not the canvas
+
+
 def test_mcp_server_lists_and_calls_the_caption_tool(reference):
     import asyncio
     import base64

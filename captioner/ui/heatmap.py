@@ -61,9 +61,13 @@ class AttentionMaps:
 
     @classmethod
     def of(cls, image: torch.Tensor, candidate: Candidate, config: EncoderConfig) -> AttentionMaps | None:
-        """The maps of ``candidate`` over ``image``; ``None`` for decoders without attention."""
+        """The maps of ``candidate`` over ``image``; ``None`` for decoders without attention.
+
+        For an encoder stack the attention is over its first member's grid, so that member's config places it.
+        """
         if candidate.attention is None:
             return None
+        config = config.members[0] if config.members else config
         attention = candidate.attention.float().cpu()
         return cls(view_as_model(image, config), attention, list(candidate.words),
                    grid_shape(attention.shape[1], config.input_size))
