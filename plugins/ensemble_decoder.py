@@ -47,9 +47,10 @@ class EnsembleDecoder(Decoder):
             create_decoder(m["decoder"], vocab_size=vocab_size, feature_dim=dim, **m["hparams"])
             for m, dim in zip(members, dims)
         )
-        # Checked against the encoder's own config, which for a stack is its first member's: those reading it.
-        self.needs_grid = any(member.needs_grid for member, source in zip(self.decoders, sources or [0] * len(members))
-                              if source == 0)
+        # The members that read the features the encoder reports (for a stack, its first member's): the encoder's
+        # config is checked against them, and their attention is what is shown.
+        self.reporting = [i for i, source in enumerate(sources or [0] * len(members)) if source == 0]
+        self.needs_grid = any(self.decoders[i].needs_grid for i in self.reporting)
         self.image_state = tuple(f"{i}.{key}" for i, member in enumerate(self.decoders) for key in member.image_state)
 
     @property
@@ -81,10 +82,9 @@ class EnsembleDecoder(Decoder):
     def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
         outs = [member.step(tokens, part) for member, part in zip(self.decoders, self._split(state, len(self.members)))]
         log_probs = torch.stack([out.logits.float().log_softmax(dim=-1) for out in outs]).mean(dim=0)  # (R, V)
-        # Attention is shown over the regions of the features the ensemble reports: the first stacked encoder's.
-        shown = [out for i, out in enumerate(outs) if self.config.sources is None or self.config.sources[i] == 0]
-        attentions = [out.attention for out in shown if out.attention is not None]
-        attention = torch.stack(attentions).mean(dim=0) if attentions and len(attentions) == len(shown) else None  # (R, N)
+        attentions = [attention for i in self.reporting if (attention := outs[i].attention) is not None]
+        shown = bool(attentions) and len(attentions) == len(self.reporting)  # every reporting member attends
+        attention = torch.stack(attentions).mean(dim=0) if shown else None  # (R, N)
         return DecoderStep(log_probs, self._join([out.state for out in outs]), attention)
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
