@@ -6,9 +6,11 @@ ones) usually scores a little better than any of them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .captioner import Captioner
+from .consensus import encoder_fingerprint
 from .errors import ModelLoadError
 
 
@@ -18,7 +20,10 @@ def _architecture(captioner: Captioner) -> tuple:
 
 
 def average_models(folders: list[str | Path], device: str | None = "cpu") -> Captioner:
-    """The first model of ``folders`` with every floating-point tensor replaced by the mean over all."""
+    """The first model of ``folders`` with every floating-point tensor replaced by the mean over all.
+
+    It keeps the first model's caption memory only if its encoder is unchanged (a frozen one).
+    """
     if not folders:
         raise ValueError("average_models needs at least one model folder")
     captioner = Captioner.from_pretrained(folders[0], device=device)
@@ -35,4 +40,8 @@ def average_models(folders: list[str | Path], device: str | None = "cpu") -> Cap
         {name: (total[name] / len(folders)).to(value.dtype) if name in total else value for name, value in state.items()}
     )
     captioner.metadata["averaged_from"] = [str(Path(folder)) for folder in folders]
+    if captioner.memory is not None and captioner.memory.encoder != encoder_fingerprint(captioner.encoder):
+        # The average changed the encoder (fine-tuned checkpoints): the first folder's memory no longer fits.
+        captioner.memory = None
+        captioner.decoding = replace(captioner.decoding, consensus_neighbours=0)
     return captioner

@@ -16,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from .batch_loader import BatchLoader
+from .consensus import CaptionMemory, encoder_fingerprint
 from .decoder import Decoder, check_decoder_step
 from .decoding import DecodingOptions, decode
 from .device import fast_bfloat16, pick_device
@@ -119,11 +120,14 @@ class Captioner:
         decoder_hparams: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         decoder_options: dict[str, Any] | None = None,
+        memory: CaptionMemory | None = None,
     ) -> None:
         """``encoder_options`` go to ``create_encoder`` (e.g. ``pretrained``, ``weights``) when ``encoder``
         is a name; ``decoder_hparams`` to ``create_decoder`` when ``decoder`` is one: the same
         hyper-parameters a training config's ``decoder_hparams`` and ``config.json`` hold.
-        ``decoder_options`` is the deprecated name of ``decoder_hparams``."""
+        ``memory`` holds training photos' features and captions for consensus reranking
+        (``captioner memory`` builds one). ``decoder_options`` is the deprecated name of
+        ``decoder_hparams``."""
         decoder_hparams = _renamed_argument("decoder_options", decoder_options, "decoder_hparams", decoder_hparams)
         self.vocab = vocab if isinstance(vocab, Vocabulary) else Vocabulary.from_words(vocab)
         encoder_module: Encoder = (create_encoder(encoder, **(encoder_options or {})) if isinstance(encoder, str)
@@ -135,6 +139,7 @@ class Captioner:
             if isinstance(decoder, str) else decoder
         )
         self._check_compatible(encoder_module, decoder_module)
+        self._memory: CaptionMemory | None = None
         self.device = pick_device(device)
         self.model = CaptionModel(encoder_module, decoder_module).to(self.device).eval()
         self.mixed_precision = fast_bfloat16(self.device)  # bf16 autocast for the encoder (CUDA, AMX CPUs)
@@ -147,6 +152,19 @@ class Captioner:
         self._fused: tuple[tuple, nn.Module] | None = None  # (weights fingerprint, fused encoder)
         self._object_words: dict[bool, ObjectWords] = {}  # by open_vocabulary
         self._decoder_checked = False  # one probe step, the first time captions are written
+        self.memory = memory
+
+    @property
+    def memory(self) -> CaptionMemory | None:
+        """Training photos' features and captions for consensus reranking (None: the model has none)."""
+        return self._memory
+
+    @memory.setter
+    def memory(self, memory: CaptionMemory | None) -> None:
+        if memory is not None and memory.encoder != encoder_fingerprint(self.encoder):
+            raise CaptionerError("its caption memory was made with another encoder's features "
+                                 "(captioner memory makes one for this model)")
+        self._memory = memory
 
     def _check_compatible(self, encoder: Encoder, decoder: Decoder) -> None:
         if decoder.vocab_size != len(self.vocab):
@@ -182,9 +200,13 @@ class Captioner:
         )
 
     def save(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
-        """Write the model folder (``dtype=torch.float16`` halves its size)."""
+        """Write the model folder (``dtype=torch.float16`` halves its size), with its caption memory if any."""
         folder = Path(path)
         write_model_folder(folder, self.model_config(), self.vocab, self.model, dtype)
+        if self.memory is not None:
+            self.memory.save(folder)
+        else:
+            CaptionMemory.remove(folder)  # an older model's, left in the folder
         return folder
 
     @classmethod
@@ -207,7 +229,15 @@ class Captioner:
         decoding = DecodingOptions().updated(
             **{k: v for k, v in config.decoding.items() if k in DecodingOptions.field_names()}
         )
-        return cls(encoder, decoder, vocab, device=device, decoding=decoding, metadata=config.metadata)
+        memory = CaptionMemory.load(folder)
+        if memory is None and decoding.consensus_neighbours:
+            raise ModelLoadError(f"{folder}: its decoding defaults rerank by consensus, but it has no caption memory")
+        captioner = cls(encoder, decoder, vocab, device=device, decoding=decoding, metadata=config.metadata)
+        try:
+            captioner.memory = memory
+        except CaptionerError as error:
+            raise ModelLoadError(f"{folder}: {error}") from None
+        return captioner
 
     # -- captioning ---------------------------------------------------------------------
 
@@ -272,6 +302,7 @@ class Captioner:
         if unknown:
             raise TypeError(f"unknown decoding option(s): {', '.join(sorted(unknown))}")
         options = self.decoding.updated(**decoding)
+        self._reranks(options)
         chain = self.postprocessing_chain(postprocess)
         language = self.metadata.get("language", "en")
         with BatchLoader(self.encoder_config, self.device, num_workers) as loader:
@@ -373,9 +404,10 @@ class Captioner:
         if object_words is not None and probabilities is not None and options.guide and options.method == "beam" \
                 and options.max_objects:
             constraints = object_words.constraints(probabilities, options)
+        rerank = self._reranks(options)
         hypotheses = decode(
-            self.decoder, features, options, start_id=self.vocab.start_id, end_id=self.vocab.end_id,
-            banned_ids=banned, constraints=constraints,
+            self.decoder, features, options.updated(n_best=options.beam_size) if rerank else options,
+            start_id=self.vocab.start_id, end_id=self.vocab.end_id, banned_ids=banned, constraints=constraints,
         )
         objects = (object_words.recognize(probabilities) if object_words is not None and probabilities is not None
                    else [[] for _ in hypotheses])
@@ -390,7 +422,29 @@ class Captioner:
                 words = fix_articles(self.vocab.decode(h.token_ids, tokens), {word for slot in slots for word in slot})
                 row.append(Candidate(" ".join(words), words, h.score, h.logprob, h.finished, h.attention))
             described.append((row, image_objects, required))
+        if rerank:
+            self._rerank(features.pooled, [row for row, _, _ in described], options)
         return described
+
+    def _reranks(self, options: DecodingOptions) -> bool:
+        """Whether ``options`` rerank by consensus; ``ValueError`` if they ask it of a model without a memory."""
+        if options.consensus_neighbours and self.memory is None:
+            raise ValueError("consensus_neighbours needs a caption memory, and this model has none "
+                             "(captioner memory adds one)")
+        return options.consensus_neighbours > 0 and options.method == "beam" and options.beam_size > 1
+
+    def _rerank(self, pooled: torch.Tensor, rows: list[list[Candidate]], options: DecodingOptions) -> None:
+        """Reorder each row of candidates by consensus with the caption memory, keeping ``n_best`` of them."""
+        assert self.memory is not None  # checked by _reranks
+        scored = self.memory.rerank_scores(
+            pooled, [[c.words for c in row] for row in rows], [[c.score or 0.0 for c in row] for row in rows],
+            options.consensus_neighbours, options.consensus_weight, options.consensus_generic)
+        keep = options.n_best or options.beam_size
+        for row, (agreement, score) in zip(rows, scored):
+            for candidate, value in zip(row, agreement):
+                candidate.consensus = float(value)
+            order = sorted(range(len(row)), key=lambda i: -score[i])[:keep]
+            row[:] = [row[i] for i in order]
 
     def postprocessing_chain(self, specs: Sequence[str]) -> PostProcessingChain:
         """The post-processors for ``specs``, built on first use and kept for later calls."""

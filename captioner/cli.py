@@ -71,11 +71,12 @@ def report_postprocess_errors(result: CaptionResult) -> bool:
 
 
 GUIDANCE_FIELDS = ("guide", "object_threshold", "new_word_threshold", "max_objects", "absent_threshold", "object_margin",
-                   "open_vocabulary")
+                   "open_vocabulary", "consensus_neighbours")
 
 
 def guidance_options(command):
-    """The open-world guidance flags (``DecodingOptions`` fields; unset ones keep the model's)."""
+    """The open-world guidance and consensus reranking flags (``DecodingOptions`` fields; unset ones keep the
+    model's)."""
     flags = [
         click.option("--guide/--no-guide", default=None,
                      help="Name what the encoder's classifier recognises (default: on, for encoders with one)."),
@@ -91,6 +92,9 @@ def guidance_options(command):
                           "(default 0.4)."),
         click.option("--open-vocabulary/--closed-vocabulary", default=None,
                      help="Let guidance name classes outside the caption vocabulary (default: open)."),
+        click.option("--consensus-neighbours", type=click.IntRange(min=0), default=None,
+                     help="Rerank the beam by agreement with the captions of this many similar training photos "
+                          "(models with a caption memory; 0 turns it off; default: the model's)."),
     ]
     for flag in reversed(flags):
         command = flag(command)
@@ -440,7 +444,8 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
     for setting, (scores, _) in zip(settings, results):
         options = captioner.decoding.updated(**setting)
         click.echo(f"\n{split}, {len(selected)} images, beam {options.beam_size}, length penalty {options.length_penalty}, "
-                   f"guidance {'on' if options.guide else 'off'}")
+                   f"guidance {'on' if options.guide else 'off'}"
+                   + (f", consensus of {options.consensus_neighbours} neighbours" if options.consensus_neighbours else ""))
         click.echo(scores.table())
         runs.append({"decoding": asdict(options), "scores": scores.values, "notes": scores.notes})
     if output:
@@ -543,6 +548,43 @@ def ensemble(models, output, assignments, dtype) -> None:
 
     captioner = build_and_save(lambda: ensemble_models(list(models)), output, assignments, dtype)
     click.echo(f"ensembled {len(captioner.model_config().decoder_hparams['members'])} decoders into {output}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="Flickr folder, or COCO/Karpathy JSON (then --images): the captioned photos to remember.")
+@click.option("--images", help="Image folder for JSON datasets.")
+@click.option("--split", default="train", show_default=True)
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the new model.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Decoding default to store with the model, e.g. --set consensus_neighbours=20.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@device_option
+def memory(model, data, images, split, output, assignments, dtype, batch_size, device) -> None:
+    """Give MODEL a caption memory of a split's photos, for consensus reranking (--set consensus_neighbours=K).
+
+    The photos' pooled features (as MODEL's encoder sees them) and their captions are
+    stored with the model (memory.safetensors): it then reorders each
+    image's beam by agreement with the captions of the K most similar photos.
+    """
+    from .captioner import Captioner
+    from .consensus import build_memory
+    from .data import load_dataset
+
+    def remembering() -> Captioner:
+        captioner = Captioner.from_pretrained(model, device=device)
+        selected = load_dataset(data, images).split(split)
+        captioner.memory = build_memory(captioner, selected, batch_size, on_error=error_line, progress=True)
+        return captioner
+
+    captioner = build_and_save(remembering, output, assignments, dtype)
+    assert captioner.memory is not None
+    click.echo(f"remembered {len(captioner.memory)} photos of {data} ({split}) in {output}")
+    if not captioner.decoding.consensus_neighbours:
+        click.echo("it reranks only when asked (--consensus-neighbours K); --set consensus_neighbours=K makes "
+                   "that its default")
 
 
 def main() -> None:

@@ -72,7 +72,7 @@ def ensemble_models(folders: list[str | Path], device: str | None = "cpu") -> Ca
     The folders must share the vocabulary. Members whose encoders are the same (name,
     config and weights, for example decoders trained with ``reset_decoder`` from one
     model) read one encoder's features; otherwise the encoders are stacked, each run
-    once. The first folder's decoding defaults are kept, and its encoder's features are
+    once. The first folder's decoding defaults and caption memory are kept, and its encoder's features are
     the ones attention maps are drawn over. The metadata lists the folders and keeps
     each one's own; ``training.data`` is kept where every member names the same data.
     """
@@ -101,4 +101,6 @@ def ensemble_models(folders: list[str | Path], device: str | None = "cpu") -> Ca
     data = {model.metadata.get("training", {}).get("data") for model in loaded}
     if len(data) == 1 and None not in data:
         metadata["training"] = {"data": data.pop()}  # what the web interface's "About" names
-    return Captioner(encoder, decoder, first.vocab, device=device, decoding=first.decoding, metadata=metadata)
+    # The ensemble's pooled features are its first member's encoder's, so the first model's memory still fits.
+    return Captioner(encoder, decoder, first.vocab, device=device, decoding=first.decoding, metadata=metadata,
+                     memory=first.memory)

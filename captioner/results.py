@@ -23,9 +23,13 @@ class Candidate:
     logprob: float | None
     finished: bool
     attention: torch.Tensor | None = field(default=None, repr=False)  # (steps, regions), last step is <end>
+    consensus: float | None = None  # agreement with similar training photos' captions, when reranked by it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"caption": self.text, "score": self.score, "logprob": self.logprob, "finished": self.finished}
+        data = {"caption": self.text, "score": self.score, "logprob": self.logprob, "finished": self.finished}
+        if self.consensus is not None:
+            data["consensus"] = self.consensus
+        return data
 
 
 @dataclass
@@ -98,7 +102,7 @@ class CaptionResult:
         try:
             candidates = [
                 Candidate(str(c["caption"]), str(c["caption"]).split(), c.get("score"), c.get("logprob"),
-                          bool(c.get("finished", True)))
+                          bool(c.get("finished", True)), consensus=c.get("consensus"))
                 for c in nbest
             ]
             objects = [RecognizedObject(**o) for o in data.get("objects", [])]

@@ -91,7 +91,7 @@ def test_self_critical_training_from_a_trained_model(tiny_flickr, tmp_path):
 def test_cider_reward_matches_pycocoevalcap():
     from pycocoevalcap.cider.cider import Cider
 
-    from captioner.training.cider_reward import CiderD
+    from captioner.cider import CiderD
 
     refs = {"1": ["a dog runs on the grass", "a brown dog running across a lawn"],
             "2": ["two people sit on a bench", "a couple sitting on a park bench"],

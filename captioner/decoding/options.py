@@ -28,6 +28,13 @@ class DecodingOptions:
     log-probability per word) lower than the best caption without it by more than
     ``object_margin`` times the word's confidence, which grows from 0 at
     ``object_threshold`` to 1 at certainty: the decoder finds no sentence it fits.
+
+    Consensus reranking (models with a caption memory; see :mod:`captioner.consensus`):
+    with ``consensus_neighbours`` above 0, the beam's candidates are reordered by their
+    agreement (CIDEr-D) with the captions of that many training photos most like the
+    image, plus ``consensus_weight`` times their own score, minus ``consensus_generic``
+    times their agreement with captions in general (which favours the specific caption
+    over the stock phrase).
     """
 
     method: Method = "beam"
@@ -49,6 +56,9 @@ class DecodingOptions:
     absent_threshold: float = 0.05
     open_vocabulary: bool = True
     object_margin: float = 0.4
+    consensus_neighbours: int = 0
+    consensus_weight: float = 0.0
+    consensus_generic: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -80,6 +90,10 @@ class DecodingOptions:
             problems.append(f"object_margin must be >= 0, not {self.object_margin}")
         if not 0 <= self.absent_threshold <= 1:
             problems.append(f"absent_threshold must be in [0, 1], not {self.absent_threshold}")
+        if self.consensus_neighbours < 0:
+            problems.append(f"consensus_neighbours must be >= 0, not {self.consensus_neighbours}")
+        if self.consensus_weight < 0 or self.consensus_generic < 0:
+            problems.append("consensus_weight and consensus_generic must be >= 0")
         if problems:
             raise ValueError("; ".join(problems))
 

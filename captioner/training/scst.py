@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import torch
 
+from ..cider import CiderD
 from ..decoder import Decoder
 from ..encoder import EncoderOutput
 from ..vocab import Vocabulary
-from .cider_reward import CiderD
 
 
 def sample_captions(

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_replace_folder, atomic_write_text
 from ..captioner import Captioner
+from ..cider import CiderD
 from ..data import load_dataset
 from ..decoder import Decoder
 from ..decoding import DecodingOptions
@@ -25,7 +26,6 @@ from ..vocab import Vocabulary, tokenize
 from .augment import mirrorable
 from .batching import caption_batches, encode_captions, image_batches
 from .checkpoint import latest_checkpoint, read_state, write_checkpoint
-from .cider_reward import CiderD
 from .config import TrainConfig
 from .distillation import starting_encoder
 from .distributed import init_distributed

@@ -91,7 +91,9 @@ def build_app(config: UIConfig | None = None) -> CaptionerBlocks:
                                          interactive=False, column_widths=["12%", "64%", "24%"], elem_id="nbest",
                                          buttons=["copy"])
                     gr.Markdown("Score: how likely the model finds the caption, as its log-probability per word "
-                                "(with the length penalty); closer to 0 is more likely.", elem_classes="nbest-note")
+                                "(with the length penalty); closer to 0 is more likely. A model that reranks by "
+                                "consensus (flickr8k-ensemble does) orders them by how well they agree with the "
+                                "captions of similar training photos instead.", elem_classes="nbest-note")
                     explain = gr.HTML(elem_id="explain")  # what post-processors drew; empty, it sits last
             with gr.Accordion("Where the model looked, word by word", open=True, elem_id="heatmaps-panel") as panel:
                 heatmaps = gr.HTML(elem_id="heatmaps")

@@ -28,7 +28,8 @@ from .service import BEAM_SIZES, MAX_LENGTHS, CaptionService
 
 log = logging.getLogger(__name__)
 
-SERVER_LIMITS = {"beam_size": BEAM_SIZES, "n_best": BEAM_SIZES, "max_length": MAX_LENGTHS}  # as on the page
+SERVER_LIMITS = {"beam_size": BEAM_SIZES, "n_best": BEAM_SIZES, "max_length": MAX_LENGTHS,  # as on the page
+                 "consensus_neighbours": (0, 100)}  # each neighbour's captions are scored against every candidate
 
 
 class ApiError(Exception):
@@ -77,6 +78,7 @@ class Candidate(BaseModel):
     score: float | None
     logprob: float | None
     finished: bool
+    consensus: float | None = None  # agreement with similar training photos' captions (models with a memory)
 
 
 class RecognizedObject(BaseModel):
