@@ -55,3 +55,8 @@ def test_the_more_accurate_ensemble_ships_beside_it_and_names_the_cat():
     results = {Path(r.image).name: r for r in ensemble.caption([str(p) for p in EXAMPLES])}
     assert all(r.ok and "<unk>" not in r.text for r in results.values())
     assert "cat" in results["cat.jpg"].text.split()  # four classifiers agree on the cat; guidance names it
+    # Its beam is reranked by consensus with the captions of similar Flickr8k training photos (its memory).
+    assert ensemble.memory is not None and len(ensemble.memory) == 6000
+    assert ensemble.decoding.consensus_neighbours == 30
+    cat = results["cat.jpg"]
+    assert len(cat.candidates) == 3 and all(c.consensus is not None for c in cat.candidates)
