@@ -1,4 +1,5 @@
-"""The model folder format: ``config.json`` + ``vocab.json`` + ``model.safetensors``.
+"""The model folder format: ``config.json`` + ``vocab.json`` + ``model.safetensors`` (and a caption
+memory, ``memory.safetensors``, which :mod:`captioner.consensus` reads and writes).
 
 Nothing is ever unpickled: weights are safetensors, everything else is JSON, and every
 field is checked before a module is built.
