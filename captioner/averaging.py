@@ -6,7 +6,6 @@ ones) usually scores a little better than any of them.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from .captioner import Captioner
@@ -43,5 +42,5 @@ def average_models(folders: list[str | Path], device: str | None = "cpu") -> Cap
     if captioner.memory is not None and captioner.memory.encoder != encoder_fingerprint(captioner.encoder):
         # The average changed the encoder (fine-tuned checkpoints): the first folder's memory no longer fits.
         captioner.memory = None
-        captioner.decoding = replace(captioner.decoding, consensus_neighbours=0)
+        captioner.decoding = captioner.decoding.updated(consensus_neighbours=0)
     return captioner
