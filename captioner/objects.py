@@ -44,6 +44,13 @@ MAX_WORD_CLASSES = 150
 # or more) can be replaced by the required word.
 BAN_MIN_CLASSES = 20
 MAX_ALTERNATIVES = 8  # most tokens that can meet one required slot
+# A caption the decoder wrote unguided already names a class by a close hypernym that is
+# all but a synonym in the label set: at most HYPERNYM_DISTANCE steps above the class,
+# covering at most HYPERNYM_CLASSES classes ("mountain" for an alp, "coat" for a fur coat,
+# "player" for a ballplayer; not "building" for a library, nor "vehicle" or "animal").
+# Guidance then keeps that caption; it never inserts such a word.
+HYPERNYM_DISTANCE = 2
+HYPERNYM_CLASSES = 3
 SHOWN_OBJECTS = 5  # recognised classes reported per image (those at or above SHOWN_PROBABILITY)
 SHOWN_PROBABILITY = 0.05
 
@@ -70,6 +77,7 @@ class ObjectWords:
     class_words: tuple[str | None, ...]  # per class
     class_tokens: torch.Tensor  # (C,) token id per class, -1 for none
     alternatives: torch.Tensor  # (V+A, S) for a class token: the tokens that name its classes too, -1 pads
+    accepted: torch.Tensor  # (V+A, H) the same, close hypernyms included: what an unguided caption may say
     sources: torch.Tensor  # (A,) the decoder token each added token borrows from
     concept_classes: torch.Tensor  # (K, C) 1.0 where a concept covers a class
     concept_tokens: torch.Tensor  # (K, V+A) True where a token names the concept
@@ -90,6 +98,7 @@ class ObjectWords:
         sources: list[int] = []
         class_words: list[str | None] = []
         names: dict[int, set[str]] = {}  # class token -> the specific words that name its classes
+        hypernyms: dict[int, set[str]] = {}  # class token -> the close hypernyms that name its classes
         for label, head, words in zip(label_set.labels, label_set.heads, label_set.words):
             specific = [
                 w for w in words
@@ -106,6 +115,11 @@ class ObjectWords:
             class_words.append(word)
             if word is not None:
                 names.setdefault(index[word], {word}).update(w.word for w in specific)
+                hypernyms.setdefault(index[word], set()).update(
+                    w.word for w in words
+                    if w.distance <= HYPERNYM_DISTANCE and len(covered[w.synset]) <= HYPERNYM_CLASSES
+                    and label_set.is_noun(w.word)
+                )
         class_tokens = [-1 if word is None else index[word] for word in class_words]
         nouns = torch.tensor([label_set.is_noun(token) for token in tokens], dtype=torch.bool)
         nouns[len(vocab) :] = True
@@ -119,7 +133,8 @@ class ObjectWords:
             tokens=tuple(tokens),
             class_words=tuple(class_words),
             class_tokens=torch.tensor(class_tokens, dtype=torch.long),
-            alternatives=_alternatives(tokens, len(vocab), names),
+            alternatives=_alternatives(tokens, len(vocab), names, MAX_ALTERNATIVES),
+            accepted=_alternatives(tokens, len(vocab), {t: names[t] | hypernyms[t] for t in names}),
             sources=torch.tensor(sources, dtype=torch.long),
             nouns=nouns,
             plural=plural,
@@ -152,7 +167,9 @@ class ObjectWords:
         alternatives = self.alternatives.to(device)[top.indices]  # (B, C, S)
         added = top.indices >= self.vocab_size  # a word the decoder never learned needs more confidence
         threshold = torch.where(added, max(options.new_word_threshold, options.object_threshold), options.object_threshold)
-        required = alternatives.masked_fill((top.values < threshold).unsqueeze(2), -1)
+        unsure = (top.values < threshold).unsqueeze(2)
+        required = alternatives.masked_fill(unsure, -1)
+        accepted = self.accepted.to(device)[top.indices].masked_fill(unsure, -1)  # (B, C, H)
         absent = probabilities @ self.concept_classes.to(device).T < options.absent_threshold  # (B, K)
         concept_tokens = self.concept_tokens.to(device).float()
         replaced = ((absent.float() @ concept_tokens) > 0) & self.singular.to(device)  # (B, V+A)
@@ -166,6 +183,7 @@ class ObjectWords:
         banned &= ~required_mask
         return LexicalConstraints(
             required=required,
+            accepted=accepted,
             banned=banned,
             replaces=_padded_indices(replaced & ~required_mask),
             sources=self.sources.to(device),
@@ -175,15 +193,19 @@ class ObjectWords:
         )
 
 
-def _alternatives(tokens: list[str], vocab_size: int, names: dict[int, set[str]]) -> torch.Tensor:
-    """``(V+A, S)``: for each class token, the vocabulary tokens naming its classes too, in
-    any number ("retriever", "retrievers", "dog", "dogs" for a Labrador); -1 pads."""
+def _alternatives(
+    tokens: list[str], vocab_size: int, names: dict[int, set[str]], max_width: int | None = None
+) -> torch.Tensor:
+    """``(V+A, S)``: for each class token, the vocabulary tokens saying one of its ``names``,
+    in any number ("retriever", "retrievers", "dog", "dogs" for a Labrador), at most
+    ``max_width`` (the class token first); -1 pads."""
     by_name: dict[str, list[int]] = {}
     for index, token in enumerate(tokens[:vocab_size]):
         for name in {token, *singular_forms(token)}:
             by_name.setdefault(name, []).append(index)
     rows = {token: sorted({token, *(t for name in words for t in by_name.get(name, ()))}) for token, words in names.items()}
-    width = min(MAX_ALTERNATIVES, max((len(r) for r in rows.values()), default=1))
+    width = max((len(r) for r in rows.values()), default=1)
+    width = min(width, max_width) if max_width else width
     table = torch.full((len(tokens), width), -1, dtype=torch.long)
     for row, same in rows.items():
         alternatives = [row] + [t for t in same if t != row][: width - 1]

@@ -44,7 +44,8 @@ def default_model():
 
 
 def test_classes_get_the_most_specific_word_the_decoder_can_say(imagenet):
-    vocab = Vocabulary.from_words("a cat dog dogs bird animal wind coffee on the is".split())
+    vocab = Vocabulary.from_words("a cat dog dogs bird animal wind coffee on the is mountain mountains player person "
+                                  "vehicle building".split())
     words = ObjectWords.match(imagenet, vocab)
     word = lambda label: words.class_words[imagenet.labels.index(label)]  # noqa: E731
     assert word("Egyptian cat") == "cat"
@@ -57,8 +58,15 @@ def test_classes_get_the_most_specific_word_the_decoder_can_say(imagenet):
     assert vocab.tokens[added["koala"]] == "animal"
     assert "cat" not in added and "dog" not in added
     # Any word naming the same classes meets a requirement for one: "dogs" for a retriever.
-    dog = words.tokens.index("dog")
-    assert {words.tokens[t] for t in words.alternatives[dog].tolist() if t >= 0} == {"dog", "dogs"}
+    said = lambda table, token: {words.tokens[t] for t in table[words.tokens.index(token)].tolist() if t >= 0}  # noqa: E731
+    assert said(words.alternatives, "dog") == said(words.accepted, "dog") == {"dog", "dogs"}
+    # A close hypernym the decoder says unguided names the class too, but is never inserted
+    # for it; a generic one never does.
+    assert word("alp") == "alp" and said(words.alternatives, "alp") == {"alp"}
+    assert said(words.accepted, "alp") == {"alp", "mountain", "mountains"}
+    assert word("ballplayer") == "ballplayer" and said(words.accepted, "ballplayer") == {"ballplayer", "player"}
+    assert said(words.accepted, "tricycle") == {"tricycle"}  # not "vehicle": 67 classes
+    assert said(words.accepted, "library") == {"library"}  # not "building": 14 classes
     closed = ObjectWords.match(imagenet, vocab, open_vocabulary=False)
     assert closed.class_words[imagenet.labels.index("koala")] is None
     assert len(closed.tokens) == len(vocab)
@@ -84,14 +92,22 @@ def test_shipped_label_set_is_what_the_script_generates(tmp_path):
 # -- constrained beam search -----------------------------------------------------------
 
 
-def make_constraints(required, vocab_size, *, banned=(), replaces=None, nouns=(), sources=(), margin=math.inf):
-    """Constraints for a batch: ``required`` is per image a list of slots, each a list of tokens."""
-    slots = max(len(r) for r in required)
-    width = max([len(s) for r in required for s in r] + [1])
-    table = torch.full((len(required), slots, width), -1, dtype=torch.long)
-    for b, image in enumerate(required):
+def slot_table(slots_per_image) -> torch.Tensor:
+    """``(B, C, S)`` from per image a list of slots, each a list of tokens; -1 pads."""
+    slots = max(len(r) for r in slots_per_image)
+    width = max([len(s) for r in slots_per_image for s in r] + [1])
+    table = torch.full((len(slots_per_image), slots, width), -1, dtype=torch.long)
+    for b, image in enumerate(slots_per_image):
         for i, slot in enumerate(image):
             table[b, i, : len(slot)] = torch.tensor(slot)
+    return table
+
+
+def make_constraints(required, vocab_size, *, accepted=None, banned=(), replaces=None, nouns=(), sources=(),
+                     margin=math.inf):
+    """Constraints for a batch: ``required`` (and ``accepted``, by default the same) is per
+    image a list of slots, each a list of tokens."""
+    table = slot_table(required)
     size = vocab_size + len(sources)
     banned_mask = torch.zeros(len(required), size, dtype=torch.bool)
     for b, tokens in enumerate(banned or [()] * len(required)):
@@ -99,7 +115,7 @@ def make_constraints(required, vocab_size, *, banned=(), replaces=None, nouns=()
     noun_mask = torch.zeros(size, dtype=torch.bool)
     noun_mask[list(nouns)] = True
     return LexicalConstraints(
-        required=table, banned=banned_mask,
+        required=table, accepted=table if accepted is None else slot_table(accepted), banned=banned_mask,
         replaces=torch.tensor(replaces) if replaces is not None else torch.full((len(required), 0), -1),
         sources=torch.tensor(sources, dtype=torch.long), nouns=noun_mask, plural=torch.zeros(size, dtype=torch.bool),
         margins=torch.full((len(required),), margin),
@@ -195,6 +211,24 @@ def test_a_free_caption_meets_the_constraints_only_as_constrained_search_would()
     assert not met(0, [6, 5]) and not met(0, [5, 6])  # half of a compound
     assert met(1, [6, 6])  # nothing required
     assert constraints.met_by([[4, 5, 7], [6, 6]]) == [True, True]
+
+
+def test_a_free_caption_naming_the_object_by_a_close_hypernym_is_kept_but_never_forced():
+    decoder, features = random_problem(2, "lstm", vocab_size=9, batch=2)
+    options = DecodingOptions(beam_size=3, max_length=8)
+    free = beam_search(decoder, features, options, start_id=START, end_id=END, banned_ids=BANNED)
+    ids = free[0][0].token_ids
+    hypernym = next(t for t in ids if ids.count(t) == 1)  # "mountain", said once in image 0's caption
+    word = next(t for t in range(4, 9) if t not in ids and t not in free[1][0].token_ids)  # "alp", said by neither
+    required = [[[word]], [[word]]]
+    accepted = [[[word, hypernym]], [[word, hypernym]]]
+    constraints = make_constraints(required, 9, accepted=accepted)
+    assert constraints.met_by([ids, [word]]) == [True, True]
+    assert make_constraints(required, 9).met_by([ids, [word]]) == [False, True]
+    guided = guided_beam_search(decoder, features, options, start_id=START, end_id=END, banned_ids=BANNED,
+                                constraints=constraints)
+    assert guided[0][0].token_ids == ids  # it already says "mountain": kept
+    assert word in guided[1][0].token_ids  # it says neither: the class's own word is inserted
 
 
 def test_required_words_take_over_what_they_replace_and_stay_out_of_compounds():

@@ -27,6 +27,9 @@ class LexicalConstraints:
     ``required (B, C, S)``: each caption must contain, for each of ``C`` slots, one of
     the slot's ``S`` tokens ("dog" or "dogs" or "retriever"; -1 pads, a slot of
     only -1 is unused).
+    ``accepted (B, C, H)``: per slot, the tokens that meet it in a caption written without
+    the requirements (:meth:`met_by`): the slot's own and close hypernyms ("mountain" for
+    an alp), which the decoder may say but constrained search never inserts.
     ``banned (B, V+A)``: tokens a caption must not contain (never a required one).
     ``replaces (B, P)``: tokens whose probability a required token takes over, so it
     goes where the decoder would have said one of them ("cat" where it wanted "dog");
@@ -43,6 +46,7 @@ class LexicalConstraints:
     """
 
     required: torch.Tensor
+    accepted: torch.Tensor
     banned: torch.Tensor
     replaces: torch.Tensor
     sources: torch.Tensor
@@ -57,20 +61,22 @@ class LexicalConstraints:
     def rows(self, index: torch.Tensor) -> LexicalConstraints:
         """The constraints of some images."""
         return replace(
-            self, required=self.required[index], banned=self.banned[index], replaces=self.replaces[index],
-            margins=self.margins[index],
+            self, required=self.required[index], accepted=self.accepted[index], banned=self.banned[index],
+            replaces=self.replaces[index], margins=self.margins[index],
         )
 
     def without_required(self) -> LexicalConstraints:
         """The same bans and added tokens, with nothing required."""
-        return replace(self, required=self.required.new_full((self.required.size(0), 0, 1), -1))
+        nothing = self.required.new_full((self.required.size(0), 0, 1), -1)
+        return replace(self, required=nothing, accepted=nothing)
 
     def met_by(self, captions: list[list[int]]) -> list[bool]:
-        """Whether each image's caption (token ids, one per image) meets its slots as
-        constrained search would: one token of each slot, said once, with no noun right
-        before or after it. Reads the constraints off the device once for the batch."""
+        """Whether each image's caption (token ids, one per image), written without the
+        requirements, meets its slots as constrained search would: one ``accepted`` token
+        of each slot, said once, with no noun right before or after it. Reads the
+        constraints off the device once for the batch."""
         nouns = self.nouns.tolist()
-        return [_meets(slots, token_ids, nouns) for slots, token_ids in zip(self.required.tolist(), captions)]
+        return [_meets(slots, token_ids, nouns) for slots, token_ids in zip(self.accepted.tolist(), captions)]
 
     def decoder_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids as the decoder knows them: an added token becomes its source."""
