@@ -184,6 +184,26 @@ def test_a_costly_requirement_is_dropped_within_the_margin():
     assert absent not in lenient[0][0].token_ids and lenient[0][0].score > forced.score
 
 
+@pytest.mark.parametrize("length_penalty", [0.6, 1.0])
+def test_the_margin_is_in_log_probability_per_word_whatever_the_length_penalty(length_penalty):
+    decoder, features = random_problem(0, "gru", vocab_size=9, batch=1)
+    options = DecodingOptions(beam_size=4, max_length=8, length_penalty=length_penalty, n_best=4)
+
+    def search(margin=None, banned=()):
+        constraints = None if margin is None else make_constraints([[[absent]]], 9, margin=margin)
+        return beam_search(decoder, features, options, start_id=START, end_id=END, banned_ids=[*BANNED, *banned],
+                           constraints=constraints)[0]
+
+    absent = next(t for t in range(4, 9) if t not in search()[0].token_ids)
+    without, forced = search(banned=[absent]), search(math.inf)  # the captions without the word, and with it
+    # The best mean log-probability per word (the end counts) of each side's candidates.
+    per_word = lambda found: max(h.logprob / (len(h.token_ids) + h.finished) for h in found)  # noqa: E731
+    cost = per_word(without) - per_word(forced)
+    assert cost > 0 and all(absent in h.token_ids for h in forced)
+    assert search(cost + 1e-6)[0].token_ids == forced[0].token_ids
+    assert search(cost - 1e-6)[0].token_ids == without[0].token_ids
+
+
 def test_guided_search_keeps_a_free_caption_that_already_meets_the_constraints():
     decoder, features = random_problem(2, "lstm", vocab_size=9, batch=2)
     options = DecodingOptions(beam_size=3, max_length=8)

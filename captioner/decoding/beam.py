@@ -51,8 +51,9 @@ def beam_search(
     for each set of slots met so far (``2**C`` groups for ``C`` slots, a finite-state
     machine over the constraints); saying any token of slot ``i`` moves a beam to the
     group with bit ``i`` set. The captions come from the group that met the most
-    slots among those whose best caption scores within the image's margin
-    (``constraints.margins``) of the best caption of any group.
+    slots among those whose best caption in mean log-probability per word (whatever
+    the length penalty) is within the image's margin (``constraints.margins``) of the
+    best of any group.
     Without constraints there is one group and this is plain beam search.
     """
     start_state = decoder.init_state(source)
@@ -150,9 +151,10 @@ def beam_search(
     results = []
     for b in range(batch):
         best = {g: score for g in range(groups) if (score := final.best_score(b * groups + g)) > NEG_INF}
-        top = max(best.values(), default=NEG_INF)
+        per_word = {g: final.best_per_word(b * groups + g) for g in best}
+        top = max(per_word.values(), default=NEG_INF)
         # The group that met most slots, among those within the image's margin of the best caption.
-        eligible = [g for g, score in best.items() if score >= top - margins[b]]
+        eligible = [g for g in best if per_word[g] >= top - margins[b]]
         chosen = max(eligible, key=lambda g: (bin(g).count("1"), best[g]), default=accept)
         results.append(final.hypotheses(b * groups + chosen, n_best))
     return results
@@ -262,6 +264,14 @@ class _FinalState:
             return self.pool_scores[group][0]
         length = float(len(self.live_tokens[group][0])) ** self.length_penalty
         return max(self.beam_scores[group]) / length
+
+    def best_per_word(self, group: int) -> float:
+        """The best mean log-probability per word (the end included) among :meth:`hypotheses`."""
+        if self.pool_scores[group][0] > NEG_INF:
+            return max(logprob / length for logprob, length, score
+                       in zip(self.pool_logprobs[group], self.pool_lengths[group], self.pool_scores[group])
+                       if score > NEG_INF)
+        return max(self.beam_scores[group]) / len(self.live_tokens[group][0])
 
     def hypotheses(self, group: int, n_best: int) -> list[Hypothesis]:
         """Finished hypotheses of ``group``; if none finished, its best live beams."""

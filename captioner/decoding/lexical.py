@@ -38,8 +38,9 @@ class LexicalConstraints:
     ``sources (A,)``: the decoder token each added token borrows from.
     ``nouns (V+A,)``: nouns; a required token never follows one, and none follows a
     required token, so it is never half of a compound ("a spider fence").
-    ``margins (B,)``: how much lower (in the search's score) an image's caption
-    may score for meeting more slots; ``inf`` meets them whatever the cost.
+    ``margins (B,)``: how much lower (in mean log-probability per word, whatever the
+    length penalty) an image's caption may score for meeting more slots; ``inf``
+    meets them whatever the cost.
 
     A slot is met by saying one of its tokens once: until then its tokens move a
     beam to the group with the slot's bit set; after, they are not said again.
