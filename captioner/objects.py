@@ -14,10 +14,11 @@ Per batch, :meth:`ObjectWords.constraints` turns class probabilities into lexica
 constraints for beam search: the most probable word is required when the classes
 it names together pass ``object_threshold`` (``new_word_threshold`` for an added
 word, which the decoder never learned; any word naming those classes meets
-it: "dog" or "dogs" for a retriever); words for concepts below ``absent_threshold``
+it: "dog" or "dogs" for a retriever, and so does a close hypernym in a caption the
+decoder wrote unguided: "mountain" for an alp); words for concepts below ``absent_threshold``
 are banned, and the required word takes over their probability, so it goes where
 the decoder would have named the wrong thing. Where no sentence the decoder likes
-fits the word, it is left out: the caption with it may score at most
+fits the word, it is left out: the caption with it may score (per word) at most
 ``object_margin`` times the classifier's confidence above ``object_threshold``
 (0 there, 1 at certainty) below the best caption without it.
 """
