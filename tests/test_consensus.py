@@ -2,6 +2,9 @@
 
 import json
 import random
+import runpy
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +195,27 @@ def test_the_memory_command_adds_a_memory_and_its_decoding_default(tiny_captione
                                    str(tmp_path / "remembering"), "--consensus-neighbours", "0", "--format", "jsonl"])
     assert off.exit_code == 0, off.output
     assert "consensus" not in json.loads(off.output.splitlines()[-1])["nbest"][0]
+
+
+@pytest.mark.parametrize("tiny_captioner", ["attention_lstm"], indirect=True)
+def test_the_tuning_script_scores_every_setting_and_each_half_with_the_others_choice(
+        tiny_captioner, tiny_flickr, tmp_path, monkeypatch, capsys):
+    tiny_captioner.save(tmp_path / "model")
+    CliRunner().invoke(cli, ["memory", str(tmp_path / "model"), "--data", str(tiny_flickr),
+                             "-o", str(tmp_path / "remembering")], catch_exceptions=False)
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "tune_reranking.py")
+
+    def run(*args: str) -> list[str]:
+        monkeypatch.setattr(sys, "argv", [script, *args, "--data", str(tiny_flickr)])
+        runpy.run_path(script, run_name="__main__")  # in this process, where the tiny encoder is registered
+        return capsys.readouterr().out.splitlines()
+
+    lines = run(str(tmp_path / "remembering"), "--split", "train", "--length-penalty", "0.6", "--length-penalty",
+                "1.0", "--neighbours", "2", "--generic", "0", "--generic", "1")
+    for lp in ("0.6", "1"):
+        assert any(line.startswith(f"length penalty {lp}, no reranking: (") for line in lines)
+        assert sum(line.startswith(f"length penalty {lp}, 2 neighbours, generic ") for line in lines) == 2
+    assert sum(line.startswith("chosen on photos ") for line in lines) == 2  # photos 0-2 and 3-5
+    assert lines[-1].startswith("each half captioned with the setting chosen on the other: (")
+    with pytest.raises(SystemExit, match="has no caption memory"):
+        run(str(tmp_path / "model"))
