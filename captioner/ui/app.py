@@ -90,8 +90,9 @@ def build_app(config: UIConfig | None = None) -> CaptionerBlocks:
                     nbest = gr.Dataframe(headers=NBEST_HEADERS, label="Other captions it considered", wrap=True,
                                          interactive=False, column_widths=["12%", "64%", "24%"], elem_id="nbest",
                                          buttons=["copy"])
-                    gr.Markdown("Score: how likely the model finds the caption, as its log-probability per word "
-                                "(with the length penalty); closer to 0 is more likely. A model that reranks by "
+                    gr.Markdown("Score: how likely the model finds the caption, as its log-probability divided "
+                                "by its length to the power of the length penalty (per word at 1.0, the default "
+                                "model's); closer to 0 is more likely. A model that reranks by "
                                 "consensus (flickr8k-ensemble does) orders them by how well they agree with the "
                                 "captions of similar training photos instead.", elem_classes="nbest-note")
                     explain = gr.HTML(elem_id="explain")  # what post-processors drew; empty, it sits last
