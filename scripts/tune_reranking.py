@@ -7,11 +7,10 @@ MODEL needs a caption memory (``captioner memory``). The split's photos are enco
 once and decoded once per length penalty, with the model's other decoding defaults
 (beam, guidance) and the whole beam kept; those candidates are then reranked by
 consensus for every neighbours x generic setting (``consensus_weight`` 0), and each
-setting's BLEU-4, CIDEr and distinct captions are printed. To show what choosing on
-these photos is worth on others, a setting is then chosen on each half of the split
-(the one that clears the targets by the widest margin) and scored on the other half,
-and both halves together.
-This is the grid of flickr8k-ensemble's model card; store the chosen setting with
+setting's BLEU-4, CIDEr and distinct captions are printed, for the split and for each
+half of it. To show what choosing on these photos is worth on others, a setting is
+then chosen on each half (the one that clears the targets by the widest margin) and
+scored on the other half, and both halves together. This is the grid of flickr8k-ensemble's model card; store the chosen setting with
 ``captioner average MODEL -o OUT --set length_penalty=... --set consensus_generic=...``.
 """
 
@@ -77,32 +76,32 @@ def main() -> None:
     images = read_flickr(args.data).split(args.split)
     beams, pooled = decode(model, images, length_penalties, args.batch_size)
 
+    halves = [range(len(images) // 2), range(len(images) // 2, len(images))]
     chosen: dict[Setting, list[str]] = {}
+    by_half: dict[Setting, list[tuple[float, float, int]]] = {}  # each half's scores
     for lp in length_penalties:
         words = [[w for _, w in row] for row in beams[lp]]
         zeros = [[0.0] * len(row) for row in words]
         print(f"length penalty {lp:g}, no reranking: {scores(images, [row[0][0] for row in beams[lp]])}", flush=True)
         for k, generic in itertools.product(neighbours, generics):
             ranked = model.memory.rerank_scores(pooled, words, zeros, k, 0.0, generic)
-            chosen[lp, k, generic] = [row[int(total.argmax())][0] for row, (_, total) in zip(beams[lp], ranked)]
-            print(f"length penalty {lp:g}, {k} neighbours, generic {generic:g}: {scores(images, chosen[lp, k, generic])}",
-                  flush=True)
+            captions = chosen[lp, k, generic] = [row[int(total.argmax())][0] for row, (_, total) in zip(beams[lp], ranked)]
+            by_half[lp, k, generic] = [scores([images[i] for i in half], [captions[i] for i in half]) for half in halves]
+            print(f"length penalty {lp:g}, {k} neighbours, generic {generic:g}: {scores(images, captions)}, "
+                  f"halves {by_half[lp, k, generic][0]} {by_half[lp, k, generic][1]}", flush=True)
 
-    halves = [range(len(images) // 2), range(len(images) // 2, len(images))]
-
-    def margin(setting: Setting, half: range) -> float:
-        bleu, cider, distinct = scores([images[i] for i in half], [chosen[setting][i] for i in half])
-        return min(bleu / args.targets[0], cider / args.targets[1], distinct / (args.targets[2] * len(half)))
+    def margin(setting: Setting, half: int) -> float:
+        bleu, cider, distinct = by_half[setting][half]
+        return min(bleu / args.targets[0], cider / args.targets[1], distinct / (args.targets[2] * len(halves[half])))
 
     held_out_captions = [""] * len(images)
-    for picked_on, held_out in (halves, halves[::-1]):
+    for picked_on, held_out in ((0, 1), (1, 0)):
         best = max(chosen, key=lambda setting: margin(setting, picked_on))
-        print(f"chosen on photos {picked_on.start}-{picked_on.stop - 1}: {best}; on the other half: "
-              f"{scores([images[i] for i in held_out], [chosen[best][i] for i in held_out])}")
-        for i in held_out:
+        print(f"chosen on photos {halves[picked_on].start}-{halves[picked_on].stop - 1}: {best}; "
+              f"on the other half: {by_half[best][held_out]}")
+        for i in halves[held_out]:
             held_out_captions[i] = chosen[best][i]
     print(f"each half captioned with the setting chosen on the other: {scores(images, held_out_captions)}")
-
 
 if __name__ == "__main__":
     main()

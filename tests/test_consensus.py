@@ -214,7 +214,8 @@ def test_the_tuning_script_scores_every_setting_and_each_half_with_the_others_ch
                 "1.0", "--neighbours", "2", "--generic", "0", "--generic", "1")
     for lp in ("0.6", "1"):
         assert any(line.startswith(f"length penalty {lp}, no reranking: (") for line in lines)
-        assert sum(line.startswith(f"length penalty {lp}, 2 neighbours, generic ") for line in lines) == 2
+        assert sum(line.startswith(f"length penalty {lp}, 2 neighbours, generic ") and ", halves (" in line
+                   for line in lines) == 2
     assert sum(line.startswith("chosen on photos ") for line in lines) == 2  # photos 0-2 and 3-5
     assert lines[-1].startswith("each half captioned with the setting chosen on the other: (")
     with pytest.raises(SystemExit, match="has no caption memory"):
