@@ -6,7 +6,8 @@ the words that name the class nearest first (its own lemmas, then its hypernyms'
 each with its WordNet distance and synset) and all its ancestor synsets; its lexicon
 maps single words to the synset they name ("puppy" -> dog), so that any caption
 vocabulary can be matched against what the classifier can confirm or rule out; its
-nouns are the words for classes and hypernyms that are mostly used as nouns.
+nouns are the words for classes and hypernyms that are mostly used as nouns; its
+people are the words that say a person is there.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class LabelSet:
     ancestors: tuple[tuple[str, ...], ...]  # per class, its own synset included
     lexicon: dict[str, str]  # word -> synset it names
     nouns: frozenset[str]  # words for classes and hypernyms used mostly as nouns
+    people: frozenset[str] = frozenset()  # words that say a person is there ("skier", "crowd", "she")
 
     def __len__(self) -> int:
         return len(self.wnids)
@@ -58,6 +60,7 @@ class LabelSet:
             ancestors=tuple(tuple(c["ancestors"]) for c in classes),
             lexicon=dict(data["lexicon"]),
             nouns=frozenset(data["nouns"]),
+            people=frozenset(data.get("people", ())),
         )
 
     def classes_under(self) -> dict[str, list[int]]:
@@ -75,6 +78,10 @@ class LabelSet:
                 return self.lexicon[candidate]
         return None
 
+
+    def names_people(self, word: str) -> bool:
+        """Whether a word, singular or plural, says a person is there ("skiers": yes, "skis": no)."""
+        return any(candidate in self.people for candidate in (word, *singular_forms(word)))
 
     def is_noun(self, word: str) -> bool:
         """Whether a word, singular or plural, is one of the label set's nouns ("fences": yes, "rides": no)."""

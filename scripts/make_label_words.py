@@ -15,7 +15,10 @@ nouns to the concept their most frequent sense falls under ("puppy" to dog), so 
 caption model's vocabulary can be matched against what the classifier recognises.
 The noun list holds the words for concrete things used mostly as nouns (SemCor
 counts in ``cntlist.rev``), so guidance can keep an object out of a compound ("a
-spider fence"). Nothing is edited by hand: rerun this script to regenerate the file.
+spider fence"). The people list holds the words that say a person is there ("skier",
+"crowd", "she"), so a caption can leave people out of a photo with none. Nothing is
+edited by hand but the few corrections to WordNet the constants below name: rerun this
+script to regenerate the file.
 """
 
 from __future__ import annotations
@@ -44,6 +47,18 @@ LEXICON_MAX_DISTANCE = 1
 # second sense) for a football helmet, never "wind" (its sixth) for a harmonica.
 COMMON_SENSES = 2
 LEXICON_CLASSES = (10, 400)
+# People: common nouns whose most frequent sense is a person (WordNet's noun.person file,
+# "skier") or people ("people"), but no head of a name of a class of things ("boxer",
+# "German shepherd"); the groups of people WordNet files with flocks and bands, the
+# pronouns, and caption words WordNet lacks or files elsewhere ("person", "women", "biker").
+PERSON_FILE = "18"
+PEOPLE = "07942152"  # people.n.01
+MORE_PEOPLE = ("person", "women", "crowd", "team", "family", "couple", "audience", "he", "she", "him", "his", "her", "hers", "himself",
+               "herself", "someone", "somebody", "player", "biker", "climber", "snowboarder", "skateboarder",
+               "rollerblader")
+# Words whose first WordNet sense is a person but that captions use for things ("a pacifier", "a bunny").
+NOT_PEOPLE = ("angel", "bleachers", "bunny", "chased", "coaster", "dive", "hood", "jumper", "mans", "pacifier", "pole",
+              "stroller")
 
 
 def read_synsets(wordnet: Path) -> dict[str, tuple[list[str], list[str], str]]:
@@ -185,12 +200,24 @@ def build(wordnet: Path) -> dict:
     for plural, singular in read_irregular_plurals(wordnet).items():
         if singular in lexicon and SINGLE_WORD.match(plural) and plural not in lexicon:
             lexicon[plural] = lexicon[singular]
+    person = "00007846"  # person.n.01
+    named_things = {word.lower().split()[-1] for c in classes if f"n{person}" not in c["ancestors"]
+                    for word in (c["label"], *(w for w, *_ in c["words"]))}
+    people = {
+        lemma for lemma, offsets in senses.items()
+        if lemma in nouns and lemma not in named_things and offsets[0] in synsets
+        and lemma in synsets[offsets[0]][0]  # a common noun: not "Fields" (W. C. Fields)
+        and (synsets[offsets[0]][2] == PERSON_FILE or PEOPLE in ancestors_by_distance(offsets[0], synsets))
+    }
+    people |= {plural for plural, singular in read_irregular_plurals(wordnet).items() if singular in people}
+    people = (people | set(MORE_PEOPLE)) - set(NOT_PEOPLE)
     return {
         "name": "imagenet-1k",
         "source": "WordNet 3.0 (Princeton University) and the ImageNet-1k class ids; made by scripts/make_label_words.py",
         "classes": classes,
         "lexicon": dict(sorted(lexicon.items())),
         "nouns": sorted(nouns),
+        "people": sorted(people),
     }
 
 
@@ -204,7 +231,7 @@ def main() -> None:
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     # One class or lexicon entry per line keeps diffs of a regenerated file readable.
     text = text.replace('},{"wnid"', '},\n{"wnid"').replace('],"lexicon":', '],\n"lexicon":')
-    text = text.replace('},"nouns":', '},\n"nouns":')
+    text = text.replace('},"nouns":', '},\n"nouns":').replace('],"people":', '],\n"people":')
     args.output.write_text(text + "\n", encoding="utf-8")
     print(f"{args.output}: {len(data['classes'])} classes, {len(data['lexicon'])} lexicon words")
 
