@@ -53,9 +53,9 @@ LEXICON_CLASSES = (10, 400)
 # pronouns, and caption words WordNet lacks or files elsewhere ("person", "women", "biker").
 PERSON_FILE = "18"
 PEOPLE = "07942152"  # people.n.01
-MORE_PEOPLE = ("person", "women", "crowd", "team", "family", "couple", "audience", "he", "she", "him", "his", "her", "hers", "himself",
-               "herself", "someone", "somebody", "player", "biker", "climber", "snowboarder", "skateboarder",
-               "rollerblader")
+MORE_PEOPLE = ("person", "women", "crowd", "team", "family", "couple", "audience", "he", "she", "him", "his", "her",
+               "hers", "himself", "herself", "someone", "somebody", "player", "biker", "climber", "snowboarder",
+               "skateboarder", "rollerblader")
 # Words whose first WordNet sense is a person but that captions use for things ("a pacifier", "a bunny").
 NOT_PEOPLE = ("angel", "bleachers", "bunny", "chased", "coaster", "dive", "hood", "jumper", "mans", "pacifier", "pole",
               "stroller")
