@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from os import PathLike
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from tqdm import tqdm
 
 from .batch_loader import BatchLoader
 from .consensus import CaptionMemory, encoder_fingerprint
-from .decoder import Decoder, check_decoder_step
+from .decoder import Decoder, StepDecoder, check_decoder_step
 from .decoding import DecodingOptions, decode
 from .device import fast_bfloat16, pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
 from .encoder_stack import STACK_ENCODER, EncoderStack
 from .errors import CaptionerError, ImageError, ModelLoadError, PluginError, describe_exception
+from .evidence import EVIDENCE_FILE, PeopleDetector, dog_probability
 from .gc_pause import gc_paused
 from .images import ImageInput
-from .labelset import load_label_set
+from .labelset import LabelSet, load_label_set
+from .language_model import LANGUAGE_MODEL_FILE, CaptionLanguageModel, FusedDecoder
 from .model_catalog import resolve_model
 from .model_folder import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
 from .objects import ObjectWords, RecognizedObject, fix_articles
@@ -121,13 +124,16 @@ class Captioner:
         metadata: dict[str, Any] | None = None,
         decoder_options: dict[str, Any] | None = None,
         memory: CaptionMemory | None = None,
+        people_detector: PeopleDetector | None = None,
+        language_model: CaptionLanguageModel | None = None,
     ) -> None:
         """``encoder_options`` go to ``create_encoder`` (e.g. ``pretrained``, ``weights``) when ``encoder``
         is a name; ``decoder_hparams`` to ``create_decoder`` when ``decoder`` is one: the same
         hyper-parameters a training config's ``decoder_hparams`` and ``config.json`` hold.
         ``memory`` holds training photos' features and captions for consensus reranking
-        (``captioner memory`` builds one). ``decoder_options`` is the deprecated name of
-        ``decoder_hparams``."""
+        (``captioner memory`` builds one). ``people_detector`` and ``language_model`` keep
+        captions to what the photo shows (:mod:`captioner.evidence`). ``decoder_options`` is
+        the deprecated name of ``decoder_hparams``."""
         decoder_hparams = _renamed_argument("decoder_options", decoder_options, "decoder_hparams", decoder_hparams)
         self.vocab = vocab if isinstance(vocab, Vocabulary) else Vocabulary.from_words(vocab)
         encoder_module: Encoder = (create_encoder(encoder, **(encoder_options or {})) if isinstance(encoder, str)
@@ -153,6 +159,8 @@ class Captioner:
         self._object_words: dict[bool, ObjectWords] = {}  # by open_vocabulary
         self._decoder_checked = False  # one probe step, the first time captions are written
         self.memory = memory
+        self.people_detector = people_detector.to(self.device) if people_detector is not None else None
+        self.language_model = language_model.to(self.device) if language_model is not None else None
 
     @property
     def memory(self) -> CaptionMemory | None:
@@ -207,6 +215,11 @@ class Captioner:
             self.memory.save(folder)
         else:
             CaptionMemory.remove(folder)  # an older model's, left in the folder
+        for part, file in ((self.people_detector, EVIDENCE_FILE), (self.language_model, LANGUAGE_MODEL_FILE)):
+            if part is not None:
+                part.save(folder)
+            else:
+                (folder / file).unlink(missing_ok=True)
         return folder
 
     @classmethod
@@ -232,7 +245,8 @@ class Captioner:
         memory = CaptionMemory.load(folder)
         if memory is None and decoding.consensus_neighbours:
             raise ModelLoadError(f"{folder}: its decoding defaults rerank by consensus, but it has no caption memory")
-        captioner = cls(encoder, decoder, vocab, device=device, decoding=decoding, metadata=config.metadata)
+        captioner = cls(encoder, decoder, vocab, device=device, decoding=decoding, metadata=config.metadata,
+                        people_detector=PeopleDetector.load(folder), language_model=CaptionLanguageModel.load(folder))
         try:
             captioner.memory = memory
         except CaptionerError as error:
@@ -302,6 +316,9 @@ class Captioner:
         if unknown:
             raise TypeError(f"unknown decoding option(s): {', '.join(sorted(unknown))}")
         options = self.decoding.updated(**decoding)
+        if decoding.get("guide") and options.method == "sample":
+            raise ValueError("guidance needs beam search or greedy decoding: sampled captions are unguided "
+                             "(leave guide out, or pass --no-guide)")
         self._reranks(options)
         chain = self.postprocessing_chain(postprocess)
         language = self.metadata.get("language", "en")
@@ -375,6 +392,23 @@ class Captioner:
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
             return encoder(pixels).float()
 
+    def encode_images(self, images: Sequence[ImageInput], batch_size: int = 64,
+                      on_error: Callable[[str], None] = lambda message: None,
+                      progress: str | None = None) -> Iterator[tuple[list[int], EncoderOutput]]:
+        """Encoder features for ``images``, a batch at a time: the indices of the images read and
+        their features. An image that cannot be read is reported to ``on_error`` (one line
+        naming it) and skipped; ``progress`` names a progress bar."""
+        offset = 0
+        with BatchLoader(self.encoder_config, self.device) as loader, \
+                tqdm(total=len(images), desc=progress, unit="image", disable=progress is None) as bar:
+            for batch in loader.batches(images, batch_size):
+                bar.update(len(batch.names))
+                for message in batch.errors.values():
+                    on_error(message)
+                if batch.pixels is not None:
+                    yield [offset + index for index in batch.loaded], self.encode(batch.pixels)
+                offset += len(batch.names)
+
     def decode(self, features: EncoderOutput, options: DecodingOptions | None = None) -> list[list[Candidate]]:
         """Caption candidates, best first, for each row of ``features``."""
         return [candidates for candidates, _, _ in self.describe(features, options)]
@@ -400,13 +434,24 @@ class Captioner:
         if features.class_logits is not None:
             object_words = self.object_words(options.open_vocabulary)
             probabilities = features.class_logits.float().softmax(dim=1)
-        constraints = None
-        if object_words is not None and probabilities is not None and options.guide and options.method == "beam" \
-                and options.max_objects:
-            constraints = object_words.constraints(probabilities, options)
+        if options.method == "greedy" and options.guide and object_words is not None:
+            options = options.updated(method="beam", beam_size=1)  # greedy is a beam of one, which guidance steers
+        constraints, decoder = None, cast(StepDecoder, self.decoder)
+        if object_words is not None and probabilities is not None and options.guide:
+            evidence = self._evidence(features.pooled, probabilities, object_words.label_set)
+            ruled_out = None
+            if evidence is not None and self.language_model is not None and options.people_threshold:
+                ruled_out = self.language_model.ruled_out(evidence, (options.people_threshold, options.absent_threshold))
+            if options.method == "beam" and options.max_objects:
+                constraints = object_words.constraints(probabilities, options, ruled_out)
+            if evidence is not None and self.language_model is not None and options.language_weight:
+                assert self.people_detector is not None  # there is evidence
+                weight = options.language_weight * self.people_detector.unfamiliarity(features.pooled)  # (B,)
+                if bool(weight.any()):
+                    decoder = FusedDecoder(self.decoder, self.language_model, evidence, weight)
         rerank = self._reranks(options)
         hypotheses = decode(
-            self.decoder, features, options.updated(n_best=options.beam_size) if rerank else options,
+            decoder, features, options.updated(n_best=options.beam_size) if rerank else options,
             start_id=self.vocab.start_id, end_id=self.vocab.end_id, banned_ids=banned, constraints=constraints,
         )
         objects = (object_words.recognize(probabilities) if object_words is not None and probabilities is not None
@@ -425,6 +470,13 @@ class Captioner:
         if rerank:
             self._rerank(features.pooled, [row for row, _, _ in described], options)
         return described
+
+    def _evidence(self, pooled: torch.Tensor, probabilities: torch.Tensor, label_set: LabelSet) -> torch.Tensor | None:
+        """``(B, 2)`` the probabilities that each photo shows people and a dog (None without a people detector)."""
+        if self.people_detector is None:
+            return None
+        people = self.people_detector(pooled, probabilities).sigmoid()
+        return torch.stack([people, dog_probability(probabilities, label_set)], dim=1)
 
     def _reranks(self, options: DecodingOptions) -> bool:
         """Whether ``options`` rerank by consensus; ``ValueError`` if they ask it of a model without a memory."""

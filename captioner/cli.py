@@ -71,7 +71,7 @@ def report_postprocess_errors(result: CaptionResult) -> bool:
 
 
 GUIDANCE_FIELDS = ("guide", "object_threshold", "new_word_threshold", "max_objects", "absent_threshold", "object_margin",
-                   "open_vocabulary", "consensus_neighbours")
+                   "open_vocabulary", "people_threshold", "language_weight", "consensus_neighbours")
 
 
 def guidance_options(command):
@@ -92,6 +92,12 @@ def guidance_options(command):
                           "(default 0.4)."),
         click.option("--open-vocabulary/--closed-vocabulary", default=None,
                      help="Let guidance name classes outside the caption vocabulary (default: open)."),
+        click.option("--people-threshold", type=click.FloatRange(0, 1), default=None,
+                     help="Do not say words for people (or said only with people) where the model's people "
+                          "detector gives them less probability than this (0 turns it off; default: the model's)."),
+        click.option("--language-weight", type=click.FloatRange(min=0), default=None,
+                     help="Weight of the model's caption language model, given the photo's evidence, beside the "
+                          "decoder on photos unlike the training photos (0 turns it off; default: the model's)."),
         click.option("--consensus-neighbours", type=click.IntRange(min=0), default=None,
                      help="Rerank the beam by agreement with the captions of this many similar training photos "
                           "(models with a caption memory; 0 turns it off; default: the model's)."),
@@ -585,6 +591,55 @@ def memory(model, data, images, split, output, assignments, dtype, batch_size, d
     if not captioner.decoding.consensus_neighbours:
         click.echo("it reranks only when asked (--consensus-neighbours K); --set consensus_neighbours=K makes "
                    "that its default")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="Flickr folder, or COCO/Karpathy JSON (then --images): captioned photos to learn from.")
+@click.option("--images", help="Image folder for JSON datasets.")
+@click.option("--split", "splits", multiple=True, default=("train",), show_default=True,
+              help="Split to learn from (repeatable).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the new model.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Decoding default to store with the model, e.g. --set people_threshold=0.5.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@device_option
+def evidence(model, data, images, splits, output, assignments, dtype, batch_size, device) -> None:
+    """Give MODEL a people detector learned from a dataset's photos and what their captions say.
+
+    Each photo's target is the share of its captions that name people; the detector
+    (evidence.safetensors) reads the encoder's pooled features and class probabilities.
+    With --set people_threshold=P, words for people are not said where it gives less than P.
+    """
+    import torch
+
+    from .captioner import Captioner
+    from .data import load_dataset
+    from .evidence import fit_people_detector, people_targets
+
+    def learning() -> Captioner:
+        captioner = Captioner.from_pretrained(model, device=device)
+        object_words = captioner.object_words()
+        if object_words is None:
+            raise CaptionerError("the people detector reads the encoder's class probabilities, and this encoder has "
+                                 "no classifier")
+        photos = load_dataset(data, images).select(list(splits))
+        pooled, probabilities, captions = [], [], []
+        for indices, encoded in captioner.encode_images([str(p.path) for p in photos], batch_size, error_line,
+                                                        "reading photos"):
+            assert encoded.class_logits is not None  # the encoder has a classifier
+            pooled.append(encoded.pooled.float().cpu())
+            probabilities.append(encoded.class_logits.float().softmax(dim=1).cpu())
+            captions += [photos[index].captions for index in indices]
+        targets = people_targets(captions, object_words.label_set)
+        captioner.people_detector = fit_people_detector(torch.cat(pooled), torch.cat(probabilities), targets)
+        click.echo(f"learned from {len(captions)} photos, {float(targets.mean()):.2f} of whose captions name people")
+        return captioner
+
+    build_and_save(learning, output, assignments, dtype)
+    click.echo(f"wrote {output}")
 
 
 def main() -> None:

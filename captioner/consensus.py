@@ -28,10 +28,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from torch import nn
-from tqdm import tqdm
 
 from .atomic import atomic_write_bytes
-from .batch_loader import BatchLoader
 from .cider import Captions, CiderD
 from .encoder_stack import EncoderStack
 from .errors import ModelLoadError, describe_exception
@@ -152,17 +150,11 @@ def build_memory(captioner: Captioner, images: Sequence[CaptionedImage], batch_s
     uncaptioned = [str(image.path) for image in images if not image.captions]
     if uncaptioned:
         raise ValueError(f"{uncaptioned[0]}: no captions to remember ({len(uncaptioned)} such photos)")
-    features, captions, offset = [], [], 0
-    with BatchLoader(captioner.encoder_config, captioner.device) as loader, \
-            tqdm(total=len(images), desc="remembering", unit="image", disable=not progress) as bar:
-        for batch in loader.batches([str(image.path) for image in images], batch_size):
-            bar.update(len(batch.names))
-            for message in batch.errors.values():
-                on_error(message)
-            if batch.pixels is not None:
-                features.append(captioner.encode(batch.pixels).pooled.float().cpu())
-                captions += [images[offset + index].captions for index in batch.loaded]
-            offset += len(batch.names)
+    features, captions = [], []
+    paths = [str(image.path) for image in images]
+    for indices, encoded in captioner.encode_images(paths, batch_size, on_error, "remembering" if progress else None):
+        features.append(encoded.pooled.float().cpu())
+        captions += [images[index].captions for index in indices]
     if not captions:
         raise ValueError("none of the photos could be read")
     return CaptionMemory(torch.cat(features), captions, encoder_fingerprint(captioner.encoder))

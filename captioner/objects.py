@@ -160,8 +160,13 @@ class ObjectWords:
         out = probabilities.new_zeros(probabilities.size(0), len(self.tokens))
         return out.index_add_(1, self.class_tokens[named].to(out.device), probabilities[:, named.to(out.device)])
 
-    def constraints(self, probabilities: torch.Tensor, options: DecodingOptions) -> LexicalConstraints:
-        """Lexical constraints for a batch, from its class probabilities ``(B, C)``."""
+    def constraints(self, probabilities: torch.Tensor, options: DecodingOptions,
+                    ruled_out: torch.Tensor | None = None) -> LexicalConstraints:
+        """Lexical constraints for a batch, from its class probabilities ``(B, C)`` and the
+        vocabulary words ``(B, V)`` that the photo's evidence rules out (words for people, or
+        said only with people, where it has none: :mod:`captioner.evidence`), which are banned
+        too but, unlike a ruled-out concept's, not replaced by the required word: "a group of
+        people" must not become "a group of pepper"."""
         device = probabilities.device
         probabilities = probabilities.float()
         top = self.word_probabilities(probabilities).topk(options.max_objects, dim=1)
@@ -175,6 +180,8 @@ class ObjectWords:
         concept_tokens = self.concept_tokens.to(device).float()
         replaced = ((absent.float() @ concept_tokens) > 0) & self.singular.to(device)  # (B, V+A)
         banned = ((absent & self.bannable.to(device)).float() @ concept_tokens) > 0  # (B, V+A)
+        if ruled_out is not None:
+            banned[:, : self.vocab_size] |= ruled_out.to(device)
         banned[:, self.vocab_size :] = True  # added tokens only where required
         flat = required.flatten(1)
         rows = torch.arange(flat.size(0), device=device).unsqueeze(1).expand_as(flat)

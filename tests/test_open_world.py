@@ -324,9 +324,15 @@ def test_the_shipped_model_names_what_it_recognises(default_model):
         assert "cat" in candidate.words and candidate.attention.shape[0] == len(candidate.words) + 1
 
 
-def test_greedy_decoding_is_unguided_but_reports_objects(default_model):
-    result = default_model.caption(str(EXAMPLES / "cat.jpg"), method="greedy")
-    assert result.objects and not result.required_words
+def test_greedy_decoding_is_guided_and_sampling_refuses_guidance(default_model):
+    cat = str(EXAMPLES / "cat.jpg")
+    greedy = default_model.caption(cat, method="greedy")
+    assert greedy.required_words == ["cat"] and "cat" in greedy.text.split() and "dog" not in greedy.text.split()
+    assert "dog" in default_model.caption(cat, method="greedy", guide=False).text.split()
+    sampled = default_model.caption(cat, method="sample", seed=0)
+    assert sampled.objects and not sampled.required_words
+    with pytest.raises(ValueError, match="guidance needs beam search or greedy decoding"):
+        default_model.caption(cat, method="sample", guide=True)
 
 
 class ClassifierEncoderPlugin:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..decoder import Decoder
+from ..decoder import StepDecoder
 from ..encoder import EncoderOutput
 from .beam import beam_search
 from .guided import guided_beam_search
@@ -16,7 +16,7 @@ __all__ = ["DecodingOptions", "Hypothesis", "LexicalConstraints", "beam_search",
 
 
 def decode(
-    decoder: Decoder,
+    decoder: StepDecoder,
     features: EncoderOutput,
     options: DecodingOptions,
     *,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..decoder import Decoder
+from ..decoder import StepDecoder
 from ..encoder import EncoderOutput
 from .beam import beam_search
 from .lexical import LexicalConstraints
@@ -14,7 +14,7 @@ from .options import DecodingOptions, Hypothesis
 
 
 def guided_beam_search(
-    decoder: Decoder,
+    decoder: StepDecoder,
     features: EncoderOutput,
     options: DecodingOptions,
     *,

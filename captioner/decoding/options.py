@@ -29,6 +29,15 @@ class DecodingOptions:
     ``object_margin`` times the word's confidence, which grows from 0 at
     ``object_threshold`` to 1 at certainty: the decoder finds no sentence it fits.
 
+    Evidence (models with a people detector and a caption language model; see
+    :mod:`captioner.evidence`): with ``guide`` on, words for people, and words that
+    captions say only with people, are not said where the detector gives people less
+    than ``people_threshold`` (nor words said only with people or dogs where the dog
+    classes have less than ``absent_threshold`` too); and the language model's
+    log-probabilities, conditioned on the photo's evidence (people, a dog), are added to
+    the decoder's ``language_weight`` times the photo's unfamiliarity (0 for photos like
+    the training photos, 1 for photos unlike any of them). 0 turns either off.
+
     Consensus reranking (models with a caption memory; see :mod:`captioner.consensus`):
     with ``consensus_neighbours`` above 0, the beam's candidates are reordered by their
     agreement (CIDEr-D) with the captions of that many training photos most like the
@@ -56,6 +65,8 @@ class DecodingOptions:
     absent_threshold: float = 0.05
     open_vocabulary: bool = True
     object_margin: float = 0.4
+    people_threshold: float = 0.0
+    language_weight: float = 0.0
     consensus_neighbours: int = 0
     consensus_weight: float = 0.0
     consensus_generic: float = 0.0
@@ -88,6 +99,10 @@ class DecodingOptions:
             problems.append(f"max_objects must be 0 to 3, not {self.max_objects}")
         if self.object_margin < 0:
             problems.append(f"object_margin must be >= 0, not {self.object_margin}")
+        if not 0 <= self.people_threshold <= 1:
+            problems.append(f"people_threshold must be in [0, 1], not {self.people_threshold}")
+        if self.language_weight < 0:
+            problems.append(f"language_weight must be >= 0, not {self.language_weight}")
         if not 0 <= self.absent_threshold <= 1:
             problems.append(f"absent_threshold must be in [0, 1], not {self.absent_threshold}")
         if self.consensus_neighbours < 0:
