@@ -324,6 +324,16 @@ def test_the_shipped_model_names_what_it_recognises(default_model):
         assert "cat" in candidate.words and candidate.attention.shape[0] == len(candidate.words) + 1
 
 
+def test_the_shipped_model_says_no_people_or_dog_world_details_where_there_are_none(default_model):
+    astronaut, coffee = default_model.caption([str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "coffee.jpg")])
+    unguided = default_model.caption(str(EXAMPLES / "coffee.jpg"), guide=False).text.split()
+    assert {"stick", "mouth"} <= set(unguided)  # the decoder alone sees a dog with a stick in its mouth
+    label_set = load_label_set("imagenet-1k")
+    assert not {"stick", "mouth"} & set(coffee.text.split())
+    assert not any(label_set.names_people(word) for word in coffee.text.split())
+    assert "men" in astronaut.text.split()  # people where there are people
+
+
 def test_greedy_decoding_is_guided_and_sampling_refuses_guidance(default_model):
     cat = str(EXAMPLES / "cat.jpg")
     greedy = default_model.caption(cat, method="greedy")
