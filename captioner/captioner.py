@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .batch_loader import BatchLoader
 from .consensus import CaptionMemory, encoder_fingerprint
-from .decoder import Decoder, StepDecoder, check_decoder_step
+from .decoder import Decoder, ImageRows, StepDecoder, check_decoder_step
 from .decoding import DecodingOptions, decode
 from .device import fast_bfloat16, pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
@@ -28,7 +28,7 @@ from .evidence import EVIDENCE_FILE, PeopleDetector, dog_probability
 from .gc_pause import gc_paused
 from .images import ImageInput
 from .labelset import LabelSet, load_label_set
-from .language_model import LANGUAGE_MODEL_FILE, CaptionLanguageModel, FusedDecoder
+from .language_model import LANGUAGE_MODEL_FILE, CaptionLanguageModel, FusedDecoder, FusedSource
 from .model_catalog import resolve_model
 from .model_folder import ModelConfig, read_config, read_vocab, read_weights, write_model_folder
 from .objects import ObjectWords, RecognizedObject, fix_articles
@@ -436,7 +436,7 @@ class Captioner:
             probabilities = features.class_logits.float().softmax(dim=1)
         if options.method == "greedy" and options.guide and object_words is not None:
             options = options.updated(method="beam", beam_size=1)  # greedy is a beam of one, which guidance steers
-        constraints, decoder = None, cast(StepDecoder, self.decoder)
+        constraints, decoder, source = None, cast(StepDecoder, self.decoder), cast(ImageRows, features)
         if object_words is not None and probabilities is not None and options.guide:
             evidence = self._evidence(features.pooled, probabilities, object_words.label_set)
             ruled_out = None
@@ -448,10 +448,10 @@ class Captioner:
                 assert self.people_detector is not None  # there is evidence
                 weight = options.language_weight * self.people_detector.unfamiliarity(features.pooled)  # (B,)
                 if bool(weight.any()):
-                    decoder = FusedDecoder(self.decoder, self.language_model, evidence, weight)
+                    decoder, source = FusedDecoder(self.decoder, self.language_model), FusedSource(features, evidence, weight)
         rerank = self._reranks(options)
         hypotheses = decode(
-            decoder, features, options.updated(n_best=options.beam_size) if rerank else options,
+            decoder, source, options.updated(n_best=options.beam_size) if rerank else options,
             start_id=self.vocab.start_id, end_id=self.vocab.end_id, banned_ids=banned, constraints=constraints,
         )
         objects = (object_words.recognize(probabilities) if object_words is not None and probabilities is not None

@@ -19,7 +19,7 @@ State is a ``dict`` of tensors whose first dimension is the row, so the default
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, Self
 
 import torch
 from torch import nn
@@ -27,6 +27,16 @@ from torch import nn
 from .encoder import EncoderOutput
 
 State = dict[str, torch.Tensor]
+
+
+class ImageRows(Protocol):
+    """What the caption searches start from: per image, pooled features ``(B, D)`` at least,
+    and the rows of some images (an :class:`EncoderOutput`, or one with more per image)."""
+
+    @property
+    def pooled(self) -> torch.Tensor: ...
+
+    def rows(self, index: torch.Tensor) -> Self: ...
 
 
 class DecoderStep(NamedTuple):

@@ -40,7 +40,7 @@ EVIDENCE_FILE = "evidence.safetensors"
 WEIGHT_DECAY = 0.01
 # Familiarity: the mean similarity to the NEIGHBOURS nearest of REFERENCE_PHOTOS training
 # photos, weighted by FAMILIARITY_WEIGHT in the detector's logit (chosen on the same photos:
-# it takes the detector's AUC there from 0.88 to 0.92).
+# it takes the detector's AUC there from 0.875 to 0.921).
 REFERENCE_PHOTOS = 1000
 NEIGHBOURS = 5
 FAMILIARITY_WEIGHT = 10.0
@@ -96,7 +96,7 @@ class PeopleDetector(nn.Module):
     def unfamiliarity(self, pooled: torch.Tensor) -> torch.Tensor:
         """``(B,)`` in [0, 1]: 0 for a photo about as familiar as a training photo (at most
         ``UNFAMILIAR_FROM`` below the usual familiarity), rising to 1 at ``UNFAMILIAR_AT``
-        below it (nine in ten Flickr8k validation photos are at 0, half of ImageNet's above 0.9)."""
+        below it (91% of Flickr8k's validation photos are at 0; the ImageNet sample's median is 0.89)."""
         below = self.usual_familiarity - self.familiarity(pooled)
         return ((below - UNFAMILIAR_FROM) / (UNFAMILIAR_AT - UNFAMILIAR_FROM)).clamp(0, 1)
 

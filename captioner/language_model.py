@@ -29,6 +29,7 @@ from torch import nn
 
 from .atomic import atomic_write_bytes
 from .decoder import DecoderStep, State, StepDecoder
+from .encoder import EncoderOutput
 from .errors import ModelLoadError, describe_exception
 from .evidence import said_evidence
 from .labelset import LabelSet
@@ -112,26 +113,43 @@ class CaptionLanguageModel(nn.Module):
         return model.eval()
 
 
+@dataclass(frozen=True)
+class FusedSource:
+    """What a :class:`FusedDecoder` starts from: the encoder's features, and per image the
+    evidence ``(B, E)`` the language model is given and its weight ``(B,)``."""
+
+    features: EncoderOutput
+    evidence: torch.Tensor
+    weight: torch.Tensor
+
+    @property
+    def pooled(self) -> torch.Tensor:
+        return self.features.pooled
+
+    def rows(self, index: torch.Tensor) -> FusedSource:
+        return FusedSource(self.features.rows(index), self.evidence[index], self.weight[index])
+
+
 class FusedDecoder(StepDecoder):
-    """A decoder whose every step adds ``weight`` times the language model's log-probabilities
-    to its own (shallow fusion), each image with its own evidence ``(B, E)`` and weight ``(B,)``;
-    the language model runs only for the rows of images whose weight is above 0.
+    """A decoder whose every step adds a weight times the language model's log-probabilities
+    to its own (shallow fusion), each image with its own evidence and weight (a
+    :class:`FusedSource`); the language model runs only for the rows of images whose
+    weight is above 0.
 
     The state is the decoder's, under ``decoder.``, beside the language model's LSTM state
     and each row's evidence and weight, under ``lm.``.
     """
 
-    def __init__(self, decoder: StepDecoder, language_model: CaptionLanguageModel,
-                 evidence: torch.Tensor, weight: torch.Tensor) -> None:
+    def __init__(self, decoder: StepDecoder, language_model: CaptionLanguageModel) -> None:
         super().__init__()
         self.decoder, self.language_model = decoder, language_model
-        self.evidence, self.weight = evidence, weight
         self.image_state = tuple(f"{DECODER}{key}" for key in decoder.image_state) + ("lm.evidence", "lm.weight")
 
-    def init_state(self, source) -> State:
-        hidden = self.evidence.new_zeros(self.evidence.size(0), self.language_model.config.hidden_dim)
-        lm_state = {"lm.h": hidden, "lm.c": hidden, "lm.evidence": self.evidence, "lm.weight": self.weight.unsqueeze(1)}
-        return self._join(self.decoder.init_state(source), lm_state)
+    def init_state(self, source: FusedSource) -> State:
+        hidden = source.evidence.new_zeros(source.evidence.size(0), self.language_model.config.hidden_dim)
+        lm_state = {"lm.h": hidden, "lm.c": hidden, "lm.evidence": source.evidence,
+                    "lm.weight": source.weight.unsqueeze(1)}
+        return self._join(self.decoder.init_state(source.features), lm_state)
 
     def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
         inner, lm_state = self._split(state)

@@ -12,6 +12,7 @@ from captioner.labelset import LabelSet, load_label_set
 from captioner.language_model import (
     CaptionLanguageModel,
     FusedDecoder,
+    FusedSource,
     LanguageModelConfig,
     encode_captions,
     perplexity,
@@ -114,9 +115,12 @@ def test_a_fused_step_adds_the_language_models_log_probabilities():
     decoder, features = random_problem(0, "attention_lstm")
     language_model = tiny_language_model(9)
     evidence = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.3, 0.2]], dtype=torch.float64)
-    fused = FusedDecoder(decoder, language_model, evidence, torch.full((3,), 0.7, dtype=torch.float64))
+    fused = FusedDecoder(decoder, language_model)
     tokens = torch.tensor([[START, 4, 5], [START, 6, 4], [START, 8, 7]])
-    state, inner = fused.init_state(features), decoder.init_state(features)
+    source = FusedSource(features, evidence, torch.full((3,), 0.7, dtype=torch.float64))
+    some = source.rows(torch.tensor([2, 0]))  # guided search decodes some images again: they keep their own evidence
+    assert torch.equal(some.evidence, evidence[[2, 0]]) and torch.equal(some.pooled, features.pooled[[2, 0]])
+    state, inner = fused.init_state(source), decoder.init_state(features)
     lm_logits, _ = language_model(tokens, evidence)  # teacher-forced over the whole prefix
     for t in range(tokens.size(1)):
         out, alone = fused.step(tokens[:, t], state), decoder.step(tokens[:, t], inner)
@@ -134,11 +138,12 @@ def test_fused_beam_search_matches_the_one_image_reference(decoder_name):
         language_model = tiny_language_model(9, seed)
         evidence = torch.rand(3, 2, dtype=torch.float64)
         weight = torch.tensor([0.0, 0.5, 2.0], dtype=torch.float64)
-        batched = beam_search(FusedDecoder(decoder, language_model, evidence, weight), features, options,
+        fused = FusedDecoder(decoder, language_model)
+        batched = beam_search(fused, FusedSource(features, evidence, weight), options,
                               start_id=START, end_id=END, banned_ids=BANNED)
         for b in range(3):
-            alone = FusedDecoder(decoder, language_model, evidence[b : b + 1], weight[b : b + 1])
-            expected = reference_beam_search(alone, one_row(features, b), options, START, END, BANNED)
+            alone = FusedSource(one_row(features, b), evidence[b : b + 1], weight[b : b + 1])
+            expected = reference_beam_search(fused, alone, options, START, END, BANNED)
             assert [h.token_ids for h in batched[b]] == [e[0] for e in expected], f"seed {seed} image {b}"
             assert [h.score for h in batched[b]] == pytest.approx([e[1] for e in expected], abs=1e-9)
         plain = beam_search(decoder, features, options, start_id=START, end_id=END, banned_ids=BANNED)
@@ -181,6 +186,14 @@ def test_a_captioner_with_evidence_saves_loads_and_keeps_people_out(tmp_path, ca
     assert not {"man", "woman"} & set(result.text.split())
     assert "man" in model.caption(photo, people_threshold=0.0, language_weight=0.0).text.split()
     assert "man" in model.caption(photo, guide=False).text.split()  # evidence is part of guidance
+    with torch.no_grad():  # every photo unfamiliar: the language model runs for all of them
+        model.people_detector.references.copy_(torch.nn.functional.normalize(torch.randn(1000, 8), dim=1))
+        model.people_detector.usual_familiarity.fill_(2.0)
+    photos = [random_photo(seed) for seed in range(5)]
+    alone = [model.caption(photo).text for photo in photos]
+    assert [r.text for r in model.caption(photos)] == alone  # a photo's caption does not depend on its batch
+    assert [r.text for r in model.caption(photos[::-1])] == alone[::-1]
+    result = model.caption(photo)
     loaded = Captioner.from_pretrained(model.save(tmp_path / "model"), device="cpu")
     assert loaded.people_detector is not None and loaded.language_model is not None
     assert loaded.caption(photo).text == result.text

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..decoder import StepDecoder
-from ..encoder import EncoderOutput
+from ..decoder import ImageRows, StepDecoder
 from .beam import beam_search
 from .guided import guided_beam_search
 from .lexical import LexicalConstraints
@@ -17,7 +16,7 @@ __all__ = ["DecodingOptions", "Hypothesis", "LexicalConstraints", "beam_search",
 
 def decode(
     decoder: StepDecoder,
-    features: EncoderOutput,
+    features: ImageRows,
     options: DecodingOptions,
     *,
     start_id: int,

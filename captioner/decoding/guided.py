@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..decoder import StepDecoder
-from ..encoder import EncoderOutput
+from ..decoder import ImageRows, StepDecoder
 from .beam import beam_search
 from .lexical import LexicalConstraints
 from .options import DecodingOptions, Hypothesis
@@ -15,7 +14,7 @@ from .options import DecodingOptions, Hypothesis
 
 def guided_beam_search(
     decoder: StepDecoder,
-    features: EncoderOutput,
+    features: ImageRows,
     options: DecodingOptions,
     *,
     start_id: int,

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..decoder import StepDecoder
-from ..encoder import EncoderOutput
+from ..decoder import ImageRows, StepDecoder
 from .constraints import NEG_INF, step_logprobs
 from .options import DecodingOptions, Hypothesis, score_dtype
 
@@ -28,7 +27,7 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.
 @torch.inference_mode()
 def sample(
     decoder: StepDecoder,
-    features: EncoderOutput,
+    features: ImageRows,
     options: DecodingOptions,
     *,
     start_id: int,
