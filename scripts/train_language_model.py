@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=None, help="folder to write to (default: the model folder)")
+    parser.add_argument("--output", "-o", type=Path, default=None, help="folder to write to (default: the model folder)")
     args = parser.parse_args(argv)
 
     folder = resolve_model(args.model)

@@ -1,5 +1,9 @@
 """Evidence of people and dogs, the caption language model and its fusion with the decoder."""
 
+import runpy
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -213,3 +217,21 @@ def test_evidence_command_trains_a_people_detector_into_a_model(tmp_path, captio
     assert "learned from 6 photos, 0.00 of whose captions name people" in result.output
     loaded = Captioner.from_pretrained(tmp_path / "out", device="cpu")
     assert loaded.people_detector is not None and loaded.decoding.people_threshold == 0.4
+
+
+@pytest.mark.parametrize("tiny_captioner", ["gru"], indirect=True)
+def test_the_training_script_gives_a_model_its_language_model(tiny_captioner, tiny_flickr, tmp_path, monkeypatch,
+                                                              capsys):
+    tiny_captioner.save(tmp_path / "model")
+    text = tmp_path / "captions.tsv"
+    text.write_text("".join(f"{i}\ta cat runs on the grass\n{i}\ta red ball on the grass\n" for i in range(40)))
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "train_language_model.py")
+    monkeypatch.setattr(sys, "argv", [script, str(tmp_path / "model"), "--text", str(text), "--data", str(tiny_flickr),
+                                      "--epochs", "2", "-o", str(tmp_path / "model")])
+    runpy.run_path(script, run_name="__main__")  # in this process, where the tiny encoder is registered
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("92 captions (4 held out); people in 0.00, a dog in 0.")
+    assert [line.split(":")[0] for line in lines[1:3]] == ["epoch 1", "epoch 2"]
+    loaded = Captioner.from_pretrained(tmp_path / "model", device="cpu")
+    assert loaded.language_model is not None and loaded.language_model.config.vocab_size == len(loaded.vocab)
+    assert loaded.language_model.said_with[0, loaded.vocab.id("grass")] == 0.0  # in 92 captions, none with people
