@@ -159,8 +159,26 @@ class Captioner:
         self._object_words: dict[bool, ObjectWords] = {}  # by open_vocabulary
         self._decoder_checked = False  # one probe step, the first time captions are written
         self.memory = memory
-        self.people_detector = people_detector.to(self.device) if people_detector is not None else None
-        self.language_model = language_model.to(self.device) if language_model is not None else None
+        self.people_detector = people_detector
+        self.language_model = language_model
+
+    @property
+    def people_detector(self) -> PeopleDetector | None:
+        """The people detector that guidance asks whether a photo has people (None: the model has none)."""
+        return self._people_detector
+
+    @people_detector.setter
+    def people_detector(self, detector: PeopleDetector | None) -> None:
+        self._people_detector = detector.to(self.device).eval() if detector is not None else None
+
+    @property
+    def language_model(self) -> CaptionLanguageModel | None:
+        """The caption language model fused with the decoder on unfamiliar photos (None: the model has none)."""
+        return self._language_model
+
+    @language_model.setter
+    def language_model(self, model: CaptionLanguageModel | None) -> None:
+        self._language_model = model.to(self.device).eval() if model is not None else None
 
     @property
     def memory(self) -> CaptionMemory | None:
@@ -446,7 +464,8 @@ class Captioner:
                 constraints = object_words.constraints(probabilities, options, ruled_out)
             if evidence is not None and self.language_model is not None and options.language_weight:
                 assert self.people_detector is not None  # there is evidence
-                weight = options.language_weight * self.people_detector.unfamiliarity(features.pooled)  # (B,)
+                with torch.inference_mode():
+                    weight = options.language_weight * self.people_detector.unfamiliarity(features.pooled)  # (B,)
                 if bool(weight.any()):
                     decoder, source = FusedDecoder(self.decoder, self.language_model), FusedSource(features, evidence, weight)
         rerank = self._reranks(options)
@@ -475,8 +494,9 @@ class Captioner:
         """``(B, 2)`` the probabilities that each photo shows people and a dog (None without a people detector)."""
         if self.people_detector is None:
             return None
-        people = self.people_detector(pooled, probabilities).sigmoid()
-        return torch.stack([people, dog_probability(probabilities, label_set)], dim=1)
+        with torch.inference_mode():
+            people = self.people_detector(pooled, probabilities).sigmoid()
+            return torch.stack([people, dog_probability(probabilities, label_set)], dim=1)
 
     def _reranks(self, options: DecodingOptions) -> bool:
         """Whether ``options`` rerank by consensus; ``ValueError`` if they ask it of a model without a memory."""

@@ -530,6 +530,23 @@ def average(models, output, assignments, dtype) -> None:
     click.echo(f"averaged {len(models)} models into {output}")
 
 
+def photo_learning_options(command):
+    """--images, --output, --set, --dtype, --batch-size and --device: the commands that give a model something
+    learned from a dataset's photos."""
+    flags = [
+        click.option("--images", help="Image folder for JSON datasets."),
+        click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the new model."),
+        click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                     help="Decoding default to store with the model, e.g. --set consensus_neighbours=20."),
+        click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True),
+        device_option,
+    ]
+    for flag in reversed(flags):
+        command = flag(command)
+    return command
+
+
 def build_and_save(build, output: str, assignments: tuple[str, ...], dtype: str) -> Captioner:
     """Build a model, store the ``--set`` decoding defaults with it and save it as ``dtype``."""
     import torch
@@ -560,14 +577,8 @@ def ensemble(models, output, assignments, dtype) -> None:
 @click.argument("model")
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="Flickr folder, or COCO/Karpathy JSON (then --images): the captioned photos to remember.")
-@click.option("--images", help="Image folder for JSON datasets.")
 @click.option("--split", default="train", show_default=True)
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the new model.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Decoding default to store with the model, e.g. --set consensus_neighbours=20.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@device_option
+@photo_learning_options
 def memory(model, data, images, split, output, assignments, dtype, batch_size, device) -> None:
     """Give MODEL a caption memory of a split's photos, for consensus reranking (--set consensus_neighbours=K).
 
@@ -597,15 +608,9 @@ def memory(model, data, images, split, output, assignments, dtype, batch_size, d
 @click.argument("model")
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="Flickr folder, or COCO/Karpathy JSON (then --images): captioned photos to learn from.")
-@click.option("--images", help="Image folder for JSON datasets.")
 @click.option("--split", "splits", multiple=True, default=("train",), show_default=True,
               help="Split to learn from (repeatable).")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the new model.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Decoding default to store with the model, e.g. --set people_threshold=0.5.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@device_option
+@photo_learning_options
 def evidence(model, data, images, splits, output, assignments, dtype, batch_size, device) -> None:
     """Give MODEL a people detector learned from a dataset's photos and what their captions say.
 

@@ -13,9 +13,9 @@ whether a caption may have them:
 
 A caption's own evidence (:func:`said_evidence`) is what it says: the words of
 people (``LabelSet.people``) and of dogs. The caption language model learns to word
-captions given each (:mod:`captioner.language_model`), and the photo's evidence picks
-which; guidance bans the words for people when the detector rules them out
-(:mod:`captioner.objects`).
+captions given each, and which words are said only with people or dogs
+(:mod:`captioner.language_model`); with a photo's evidence, guidance bans those it
+rules out and fuses the language model into the beam (``Captioner.describe``).
 """
 
 from __future__ import annotations
