@@ -21,11 +21,13 @@ def _architecture(captioner: Captioner) -> tuple:
 def average_models(folders: list[str | Path], device: str | None = "cpu") -> Captioner:
     """The first model of ``folders`` with every floating-point tensor replaced by the mean over all.
 
-    It keeps the first model's caption memory only if its encoder is unchanged (a frozen one).
+    It keeps the first model's caption memory and people detector only if its encoder is unchanged (a frozen one):
+    both read the encoder's features.
     """
     if not folders:
         raise ValueError("average_models needs at least one model folder")
     captioner = Captioner.from_pretrained(folders[0], device=device)
+    encoder_before = encoder_fingerprint(captioner.encoder)
     state = captioner.model.state_dict()
     total = {name: value.cpu().double() for name, value in state.items() if value.is_floating_point()}
     for folder in folders[1:]:
@@ -43,4 +45,6 @@ def average_models(folders: list[str | Path], device: str | None = "cpu") -> Cap
         # The average changed the encoder (fine-tuned checkpoints): the first folder's memory no longer fits.
         captioner.memory = None
         captioner.decoding = captioner.decoding.updated(consensus_neighbours=0)
+    if encoder_fingerprint(captioner.encoder) != encoder_before:
+        captioner.people_detector = None  # so does its people detector
     return captioner

@@ -159,11 +159,13 @@ def test_consensus_without_a_memory_or_with_the_wrong_one_is_a_clear_error(tiny_
 @pytest.mark.parametrize("tiny_captioner", ["lstm"], indirect=True)
 def test_an_ensemble_keeps_its_first_models_memory_and_an_average_drops_a_stale_one(tiny_captioner, vocab, tmp_path):
     from captioner.averaging import average_models
+    from captioner.evidence import PeopleDetector
     from captioner.consensus import build_memory
     from captioner.ensembling import ensemble_models
 
     tiny_captioner.memory = build_memory(tiny_captioner, photos_with_captions(tmp_path, list(vocab.tokens[4:])))
     tiny_captioner.decoding = tiny_captioner.decoding.updated(consensus_neighbours=2)
+    tiny_captioner.people_detector = PeopleDetector(8, 1000)  # reads the encoder's features too
     tiny_captioner.save(tmp_path / "first")
     torch.manual_seed(1)
     other = Captioner("tiny_cnn", "lstm", vocab, device="cpu", decoder_hparams={"embed_dim": 16, "hidden_dim": 24})
@@ -175,9 +177,9 @@ def test_an_ensemble_keeps_its_first_models_memory_and_an_average_drops_a_stale_
     assert Captioner.from_pretrained(tmp_path / "ensemble").caption(random_photo(2)).candidates[0].consensus is not None
 
     averaged = average_models([tmp_path / "first", tmp_path / "second"])
-    assert averaged.memory is None and averaged.decoding.consensus_neighbours == 0
+    assert averaged.memory is None and averaged.decoding.consensus_neighbours == 0 and averaged.people_detector is None
     same = average_models([tmp_path / "first", tmp_path / "first"])  # the encoder unchanged: the memory fits
-    assert same.memory is not None and same.decoding.consensus_neighbours == 2
+    assert same.memory is not None and same.decoding.consensus_neighbours == 2 and same.people_detector is not None
 
 
 @pytest.mark.parametrize("tiny_captioner", ["attention_lstm"], indirect=True)
