@@ -62,7 +62,7 @@ def people_targets(captions: Sequence[Sequence[str]], label_set: LabelSet) -> to
 
 def dog_probability(probabilities: torch.Tensor, label_set: LabelSet) -> torch.Tensor:
     """``(B, C)`` class probabilities -> ``(B,)`` the probability that the photo shows a dog."""
-    dogs = torch.tensor([f"{DOG}" in ancestors for ancestors in label_set.ancestors], device=probabilities.device)
+    dogs = torch.tensor([DOG in ancestors for ancestors in label_set.ancestors], device=probabilities.device)
     return probabilities[:, dogs].sum(dim=1)
 
 

@@ -90,9 +90,11 @@ class CaptionLanguageModel(nn.Module):
         return self.output(hidden), state
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``language_model.safetensors`` (float16) into a model folder."""
+        """Write ``language_model.safetensors`` into a model folder: weights in float16, the word shares in
+        float32 (a share of exactly ``SAID_WITH`` must stay at it, or a loaded model rules out less)."""
         path = Path(folder) / LANGUAGE_MODEL_FILE
-        tensors = {k: v.detach().to(torch.float16).contiguous().cpu() for k, v in self.state_dict().items()}
+        tensors = {k: v.detach().to(torch.float32 if k == "said_with" else torch.float16).contiguous().cpu()
+                   for k, v in self.state_dict().items()}
         atomic_write_bytes(path, save(tensors, metadata={"config": json.dumps(asdict(self.config))}))
         return path
 
@@ -202,11 +204,15 @@ def said_with(tokens: torch.Tensor, evidence: torch.Tensor, vocab_size: int) -> 
     """``(E, V)``: per word, the share of captions ``(N, T)`` with it whose ``evidence (N, E)``
     says each piece, the first cumulatively with the next (people; people or a dog); 0 for
     words in fewer than ``SAID_WITH_CAPTIONS`` captions."""
-    has = torch.zeros(len(tokens), vocab_size).scatter_(1, tokens, 1.0)  # (N, V)
-    has[:, : len(SPECIALS)] = 0
-    cumulative = evidence.cummax(dim=1).values  # (N, E): people; people or a dog
-    counts = has.sum(dim=0)  # (V,)
-    shares = (cumulative.T @ has) / counts.clamp(min=1)  # (E, V)
+    rows = torch.arange(len(tokens)).unsqueeze(1).expand_as(tokens)
+    pairs = torch.unique(rows * vocab_size + tokens)  # each (caption, word) once
+    caption, word = pairs // vocab_size, pairs % vocab_size
+    keep = word >= len(SPECIALS)
+    caption, word = caption[keep], word[keep]
+    counts = torch.bincount(word, minlength=vocab_size).float()  # (V,) captions with each word
+    cumulative = evidence.float().cummax(dim=1).values  # (N, E): people; people or a dog
+    shares = torch.stack([torch.bincount(word, weights=cumulative[caption, e], minlength=vocab_size)
+                          for e in range(evidence.size(1))]) / counts.clamp(min=1)  # (E, V)
     return shares.masked_fill(counts < SAID_WITH_CAPTIONS, 0.0)
 
 

@@ -156,7 +156,7 @@ def test_fused_beam_search_matches_the_one_image_reference(decoder_name):
 
 def test_the_language_model_learns_what_evidence_says_and_round_trips(tmp_path, imagenet):
     vocab = Vocabulary.from_words("a man dog lizard rock runs sits on the".split())
-    captions = ["a man runs on the rock", "a dog runs on the rock", "a lizard sits on the rock"] * 16
+    captions = ["a man runs on the rock", "a dog runs on the rock", "a lizard sits on the rock"] * 17
     tokens, evidence = encode_captions(captions, vocab, imagenet)
     assert evidence[:3].tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
     config = LanguageModelConfig(vocab_size=len(vocab), embed_dim=8, hidden_dim=16)
@@ -164,7 +164,7 @@ def test_the_language_model_learns_what_evidence_says_and_round_trips(tmp_path, 
     assert perplexity(model, tokens[:3], evidence[:3]) < 1.5
     start, nobody = torch.tensor([[vocab.start_id, vocab.id("a")]]), torch.tensor([[0.0, 0.0]])
     loaded = CaptionLanguageModel.load(model.save(tmp_path).parent)
-    assert loaded is not None and loaded.config == config
+    assert loaded is not None and loaded.config == config and torch.equal(loaded.said_with, model.said_with)
     with torch.inference_mode():
         logits, _ = model(start, nobody)
         assert int(logits[0, -1].argmax()) == vocab.id("lizard")  # no people, no dog: the lizard
