@@ -39,12 +39,14 @@ from .plugins import (
 )
 from .postprocessing import (
     PostProcessingChain as PostProcessingChain,
-    PostProcessor as PostProcessor,
     PostProcessorInfo as PostProcessorInfo,
-    Rewrite as Rewrite,
     create_postprocessor as create_postprocessor,
     describe_postprocessors as describe_postprocessors,
     list_postprocessor_specs as list_postprocessor_specs,
+)
+from .postprocessor import (
+    PostProcessor as PostProcessor,
+    Rewrite as Rewrite,
 )
 from .registry import (
     create_decoder as create_decoder,

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .batch_loader import BatchLoader
 from .consensus import CaptionMemory, encoder_fingerprint
-from .decoder import Decoder, ImageRows, StepDecoder, check_decoder_step
+from .decoder import CheckedDecoder, Decoder, ImageRows, StepDecoder, check_decoder_step
 from .decoding import DecodingOptions, decode
 from .device import fast_bfloat16, pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
@@ -219,11 +219,17 @@ class Captioner:
             encoder_config=self.encoder_config,
             encoder_members=[_registered_name(member, "encoder") for member in stack],
             decoder=_registered_name(self.decoder, "decoder"),
-            decoder_hparams=self.decoder.hparams,
+            decoder_hparams=self._decoder_hparams(),
             vocab_size=len(self.vocab),
             decoding=asdict(self.decoding),
             metadata=self.metadata,
         )
+
+    def _decoder_hparams(self) -> dict[str, Any]:
+        try:
+            return self.decoder.hparams
+        except ValueError as error:
+            raise self._plugin_failure("decoder", decoders, self.decoder, error) from error
 
     def save(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write the model folder (``dtype=torch.float16`` halves its size), with its caption memory if any."""
@@ -454,7 +460,8 @@ class Captioner:
             probabilities = features.class_logits.float().softmax(dim=1)
         if options.method == "greedy" and options.guide and object_words is not None:
             options = options.updated(method="beam", beam_size=1)  # greedy is a beam of one, which guidance steers
-        constraints, decoder, source = None, cast(StepDecoder, self.decoder), cast(ImageRows, features)
+        decoder: StepDecoder = CheckedDecoder(self.decoder, len(self.vocab))  # a plugin's every step is checked
+        constraints, source = None, cast(ImageRows, features)
         if object_words is not None and probabilities is not None and options.guide:
             evidence = self._evidence(features.pooled, probabilities, object_words.label_set)
             ruled_out = None
@@ -467,7 +474,7 @@ class Captioner:
                 with torch.inference_mode():
                     weight = options.language_weight * self.people_detector.unfamiliarity(features.pooled)  # (B,)
                 if bool(weight.any()):
-                    decoder, source = FusedDecoder(self.decoder, self.language_model), FusedSource(features, evidence, weight)
+                    decoder, source = FusedDecoder(decoder, self.language_model), FusedSource(features, evidence, weight)
         rerank = self._reranks(options)
         hypotheses = decode(
             decoder, source, options.updated(n_best=options.beam_size) if rerank else options,

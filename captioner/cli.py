@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 from tqdm import tqdm
 
-from .errors import CaptionerError
+from .errors import DEBUG_VARIABLE, CaptionerError, debugging
 from .methods import METHODS
 
 if TYPE_CHECKING:  # for annotations only: commands import what they need when they run
@@ -39,11 +40,19 @@ def error_line(message: str) -> None:
 
 class CommandError(click.ClickException):
     """A failure the user can act on: ``captioner: error: MESSAGE`` on stderr and exit code 1
-    (click's usage errors keep exit code 2)."""
+    (click's usage errors keep exit code 2). Raised while handling the exception behind it,
+    whose traceback ``--debug`` prints first."""
 
     exit_code = 1
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        handled = sys.exc_info()[1]
+        self.traceback = "".join(traceback.format_exception(handled)) if handled and debugging() else ""
+
     def show(self, file=None) -> None:
+        if self.traceback:
+            click.echo(self.traceback.rstrip(), err=True)
         error_line(self.format_message())
 
 
@@ -128,12 +137,16 @@ def guidance_settings(flags: dict) -> dict:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="captioner")
-@click.option("--plugins-dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Also load each *.py file in this folder as a plugin (sets CAPTIONER_PLUGINS_DIR).")
-def cli(plugins_dir: str | None) -> None:
+@click.option("--plugins-dir", "plugins_dirs", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Also load each *.py file in this folder as a plugin (repeatable; sets CAPTIONER_PLUGINS_DIR).")
+@click.option("--debug", is_flag=True, help=f"Print the traceback behind an error, plugin errors included "
+                                            f"(sets {DEBUG_VARIABLE}=1).")
+def cli(plugins_dirs: tuple[str, ...], debug: bool) -> None:
     """Caption images with CNN encoders and recurrent decoders."""
-    if plugins_dir:
-        os.environ["CAPTIONER_PLUGINS_DIR"] = plugins_dir  # plugins load lazily, on first use
+    if plugins_dirs:
+        os.environ["CAPTIONER_PLUGINS_DIR"] = os.pathsep.join(plugins_dirs)  # plugins load lazily, on first use
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
 
 
 @cli.command()
@@ -237,6 +250,8 @@ def plugins(as_json: bool) -> None:
         return
     for info in infos:
         click.echo(f"{info.name} {info.version or ''}".rstrip())
+        if info.version is None and info.source:
+            click.echo(f"  file: {info.source}")
         if info.hooks:
             click.echo(f"  hooks: {', '.join(info.hooks)}")
         for kind, names in info.registered.items():

@@ -18,7 +18,8 @@ State is a ``dict`` of tensors whose first dimension is the row, so the default
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import math
+from dataclasses import asdict, is_dataclass
 from typing import Any, NamedTuple, Protocol, Self
 
 import torch
@@ -80,7 +81,11 @@ class Decoder(StepDecoder):
     @property
     def hparams(self) -> dict[str, Any]:
         """Hyper-parameters that rebuild this decoder (saved in ``config.json``)."""
-        return asdict(self.config)
+        config = getattr(self, "config", None)
+        if not is_dataclass(config) or isinstance(config, type):
+            raise ValueError(f"{type(self).__name__} has no config, so it cannot be saved: set self.config to a "
+                             "dataclass of the hyper-parameters its factory takes (see docs/plugins.md)")
+        return asdict(config)
 
     def init_state(self, features: EncoderOutput) -> State:
         raise NotImplementedError
@@ -110,5 +115,38 @@ def check_decoder_step(decoder: StepDecoder, source: Any, start_id: int, vocab_s
     out = decoder.step(torch.full((1,), start_id, dtype=torch.long, device=device), state)
     if not isinstance(out, DecoderStep):
         raise ValueError(f"step returned {type(out).__name__}, not a DecoderStep")
-    if tuple(out.logits.shape) != (1, vocab_size):
-        raise ValueError(f"step returned logits of shape {tuple(out.logits.shape)}, not (rows, vocab_size={vocab_size})")
+    check_step_logits(out.logits, 1, vocab_size)
+
+
+def check_step_logits(logits: torch.Tensor, rows: int, vocab_size: int) -> None:
+    """Raise ``ValueError`` unless a step's ``logits`` are ``(rows, vocab_size)`` with no NaN or +inf
+    (-inf is how a decoder rules a token out)."""
+    if tuple(logits.shape) != (rows, vocab_size):
+        raise ValueError(f"step returned logits of shape {tuple(logits.shape)}, not (rows, vocab_size) = "
+                         f"({rows}, {vocab_size})")
+    if not bool((logits < math.inf).all()):
+        raise ValueError("step returned NaN or +inf logits")
+
+
+class CheckedDecoder(StepDecoder):
+    """``decoder`` with every step's logits checked (:func:`check_step_logits`), so a decoder that goes
+    wrong only with more rows, or only later in a caption, is blamed before its scores are used."""
+
+    def __init__(self, decoder: StepDecoder, vocab_size: int) -> None:
+        super().__init__()
+        self.decoder, self.vocab_size = decoder, vocab_size
+        self.image_state = decoder.image_state
+
+    def init_state(self, source: Any) -> State:
+        return self.decoder.init_state(source)
+
+    def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
+        out = self.decoder.step(tokens, state)
+        check_step_logits(out.logits, tokens.size(0), self.vocab_size)
+        return out
+
+    def reorder_state(self, state: State, index: torch.Tensor) -> State:
+        return self.decoder.reorder_state(state, index)
+
+    def reorder_beams(self, state: State, index: torch.Tensor) -> State:
+        return self.decoder.reorder_beams(state, index)

@@ -1,69 +1,16 @@
-"""Post-processors: the interface plugins implement, and the chain that runs them."""
+"""Post-processors by spec: building them, describing them for menus, and the chain that runs them."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, cast
 
-from .errors import PluginError, PostProcessError, describe_exception
+from .errors import PostProcessError, describe_exception, log_traceback
+from .postprocessor import Effect, PostProcessor, Rewrite
 from .registry import postprocessors
 from .results import CaptionResult
-
-Effect = Literal["annotate", "rewrite"]
-
-
-class PostProcessor:
-    """Base class of post-processors: one output per caption result of a batch.
-
-    Subclasses set ``effect`` and implement :meth:`process`:
-
-    - ``"annotate"``: each output (JSON-ready) is stored in ``result.extras[key]``;
-      ``key`` defaults to the registered name.
-    - ``"rewrite"``: each output is the new caption text (a ``str``), or a
-      :class:`Rewrite` that also carries JSON-ready details (a translation's
-      attention), stored in ``result.extras[key]``; the model's caption is kept as
-      ``result.original_text``, and ``output_language`` (if set) becomes the
-      result's language.
-
-    ``languages`` lists the caption languages it can read (``None``: any); results
-    in another language get an error instead of a wrong answer. ``option_required``
-    says the bare name is not a spec (menus then offer only ``name:option``).
-    """
-
-    effect: ClassVar[Effect] = "annotate"
-    languages: ClassVar[tuple[str, ...] | None] = None
-    option_required: ClassVar[bool] = False  # True: the bare name is not a valid spec (translate needs a language)
-
-    registered_name: str = ""  # set by create_postprocessor()
-
-    def __init__(self, option: str | None = None) -> None:
-        if option is not None:
-            raise PostProcessError(f"takes no option, got {option!r}")
-        self.option: str | None = option
-        self.output_language: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.registered_name
-
-    @classmethod
-    def options(cls) -> list[str]:
-        """Valid options (``translate:es`` has option ``es``), for menus; empty if it takes none."""
-        return []
-
-    def process(self, results: Sequence[CaptionResult]) -> list[Any]:
-        """One output per result, in order (``result.text`` is the current caption)."""
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    """A rewriting post-processor's output: the new text and, optionally, JSON-ready details."""
-
-    text: str
-    details: Any = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +41,12 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name.strip(), (option.strip() or None)
 
 
+def canonical_spec(spec: str) -> str:
+    """``" translate : es"`` -> ``"translate:es"``: the key a post-processor's output and errors are stored under."""
+    name, option = parse_spec(spec)
+    return f"{name}:{option}" if option is not None else name
+
+
 def create_postprocessor(spec: str) -> PostProcessor:
     """Build the post-processor for ``spec`` (``"sentiment"``, ``"translate:es"``).
 
@@ -101,9 +54,7 @@ def create_postprocessor(spec: str) -> PostProcessor:
     before any image is captioned.
     """
     name, option = parse_spec(spec)
-    entry = postprocessors.get(name)
-    if not (isinstance(entry.factory, type) and issubclass(entry.factory, PostProcessor)):
-        raise PluginError(f"post-processor {name!r} from plugin {entry.plugin!r} is not a PostProcessor subclass")
+    postprocessors.get(name)  # an unknown name lists what is installed
     try:
         return postprocessors.create(name, option=option)  # other failures name the plugin there
     except PostProcessError as error:
@@ -137,7 +88,7 @@ class PostProcessingChain:
     """Post-processors built once from specs and run in order on batches of results."""
 
     def __init__(self, specs: Sequence[str]) -> None:
-        self.steps = [(spec, create_postprocessor(spec)) for spec in specs]
+        self.steps = [(canonical_spec(spec), create_postprocessor(spec)) for spec in specs]
 
     def __call__(self, results: Sequence[CaptionResult]) -> None:
         """Run every step on the results that have a caption, in place (returns nothing)."""
@@ -188,6 +139,7 @@ def run_step(spec: str, processor: PostProcessor, results: list[CaptionResult]) 
                 raise PostProcessError("a rewrite must return a non-empty string per caption")
         check_json_ready([output.details if isinstance(output, Rewrite) else output for output in outputs])
     except Exception as error:
+        log_traceback(error)
         message = str(error) if isinstance(error, PostProcessError) else describe_exception(error)
         for result in readable:
             result.postprocess_errors[spec] = f"{message} (plugin {plugin_of(processor)!r})"
@@ -196,6 +148,6 @@ def run_step(spec: str, processor: PostProcessor, results: list[CaptionResult]) 
         if processor.effect == "rewrite":
             result.rewrite(output.text, processor.output_language)
             if output.details is not None:
-                result.extras[processor.key] = output.details
+                result.extras[spec] = output.details
         else:
-            result.extras[processor.key] = output
+            result.extras[spec] = output

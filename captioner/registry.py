@@ -11,15 +11,19 @@ from typing import Any
 from .errors import CaptionerError, PluginError, UnknownNameError, describe_exception
 from .plugins import (
     ENTRY_POINT_GROUP,
+    HOOK_NAMES,
     is_builtin,
     load_plugins,
     on_plugins_changed,
     plugin_errors,
+    plugin_files,
+    plugin_source,
     plugin_warnings,
     pm,
     record_plugin_error,
     record_plugin_warning,
 )
+from .postprocessor import check_postprocessor_class
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,18 @@ class Entry:
 
 
 class Registry:
-    """Components of one kind, collected from one ``register_*`` hook on first use."""
+    """Components of one kind, collected from one ``register_*`` hook on first use.
 
-    def __init__(self, kind: str, hook_name: str, needs_config: bool = False) -> None:
+    ``check(factory)`` raises ``ValueError`` for a factory that cannot work (a post-processor
+    class whose ``effect`` is misspelt), so the mistake shows when the plugin registers it.
+    """
+
+    def __init__(self, kind: str, hook_name: str, needs_config: bool = False,
+                 check: Callable[[Any], None] | None = None) -> None:
         self.kind = kind
         self.hook_name = hook_name
         self.needs_config = needs_config
+        self.check = check
         self._entries: dict[str, Entry] | None = None
         on_plugins_changed(self.invalidate)
 
@@ -65,6 +75,11 @@ class Registry:
                 raise PluginError(f"{self.kind} {name!r} was registered without a config")
             if name in pending:
                 raise PluginError(f"{self.kind} {name!r} is registered twice")
+            if self.check is not None:
+                try:
+                    self.check(factory)
+                except ValueError as error:
+                    raise PluginError(f"{self.kind} {name!r}: {error}") from None
             pending[name] = Entry(name, factory, plugin, config)
 
         return register
@@ -80,7 +95,10 @@ class Registry:
             try:
                 impl.function(register=self._registrar(plugin, pending))
             except Exception as error:
-                record_plugin_error(plugin, f"{self.hook_name}: {describe_exception(error)}")
+                message = f"{self.hook_name}: {describe_exception(error)}"
+                record_plugin_error(plugin, message, error=error, warning=(
+                    f"plugin {plugin!r}: its {self.hook_name} hook failed, so none of its {self.kind}s are "
+                    f"registered (its other hooks still are): {describe_exception(error)}"))
                 continue
             for entry in pending.values():
                 claims.setdefault(entry.name, []).append(entry)
@@ -141,7 +159,7 @@ def keeper(claimants: list[Entry]) -> Entry:
 
 encoders = Registry("encoder", "register_encoders", needs_config=True)
 decoders = Registry("decoder", "register_decoders")
-postprocessors = Registry("post-processor", "register_postprocessors")
+postprocessors = Registry("post-processor", "register_postprocessors", check=check_postprocessor_class)
 
 
 def list_encoders() -> list[str]:
@@ -192,6 +210,7 @@ class PluginInfo:
 
     name: str
     version: str | None
+    source: str | None = None  # the plugin's file: a plugins-dir file, or the module an entry point names
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
@@ -211,15 +230,17 @@ def get_plugins() -> list[PluginInfo]:
     by_plugin = registered_names_by_plugin()
     infos: dict[str, PluginInfo] = {}
     for name, plugin in pm.list_name_plugin():
-        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [] if caller.name in HOOK_NAMES)
         infos[name] = PluginInfo(
             name=name,
             version=_distribution_version(name) or getattr(plugin, "__version__", None),
+            source=plugin_source(plugin),
             hooks=hooks,
             registered=by_plugin.get(name, {}),
             warnings=list(plugin_warnings.get(name, [])),
         )
     for name, message in plugin_errors.items():
-        info = infos.setdefault(name, PluginInfo(name=name, version=_distribution_version(name)))
+        file = plugin_files.get(name)
+        info = infos.setdefault(name, PluginInfo(name, _distribution_version(name), str(file) if file else None))
         info.error = message
     return [infos[name] for name in sorted(infos)]

@@ -58,8 +58,9 @@ def random_photo(seed: int, size: tuple[int, int] = (40, 56)) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(*size, 3), dtype=np.uint8)
 
 
-def write_tiny_flickr(root: Path) -> Path:
+def write_tiny_flickr(root: str | Path) -> Path:
     """A Flickr8k-style folder at ``root``: 8 random photos, 2 captions each, 6 train and 2 val."""
+    root = Path(root)
     (root / "images").mkdir(parents=True)
     (root / "splits").mkdir()
     lines = ["image,caption"]

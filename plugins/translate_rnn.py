@@ -42,10 +42,6 @@ class RnnTranslate(PostProcessor):
             raise PostProcessError(f"{folder} translates from {self.translator.metadata['source']}, not English")
         self.output_language = self.translator.target_language
 
-    @property
-    def key(self) -> str:
-        return f"{self.registered_name}:{self.option}"
-
     @classmethod
     def options(cls) -> list[str]:
         return sorted(shipped_text_models(KIND))

@@ -76,6 +76,10 @@ class RaisingPlugin:
     def register_encoders(self, register):
         raise RuntimeError("cannot find my weights")
 
+    @hookimpl
+    def register_decoders(self, register):
+        register("raisers_decoder", object)
+
 
 class ClashingPlugin:
     @hookimpl
@@ -84,14 +88,16 @@ class ClashingPlugin:
         register("lstm", object)
 
 
-def test_hook_that_raises_is_reported_and_others_keep_working(captioner_plugin, caplog):
+def test_hook_that_raises_drops_that_hook_only_and_says_so(captioner_plugin, caplog):
     captioner_plugin(RaisingPlugin(), "raiser")
-    encoders = list_encoders()
-    assert "captioner: warning: plugin 'raiser' skipped: register_encoders: RuntimeError" in caplog.text
-    assert "efficientnet_lite0" in encoders
+    encoders, decoders = list_encoders(), list_decoders()
+    assert ("captioner: warning: plugin 'raiser': its register_encoders hook failed, so none of its encoders are "
+            "registered (its other hooks still are): RuntimeError: cannot find my weights") in caplog.text
+    assert "efficientnet_lite0" in encoders and "raisers_decoder" in decoders  # the plugin's other hook still counts
     assert plugin_errors["raiser"] == "register_encoders: RuntimeError: cannot find my weights"
     info = {p.name: p for p in get_plugins()}["raiser"]
-    assert info.error == plugin_errors["raiser"] and info.hooks == ["register_encoders"]
+    assert info.error == plugin_errors["raiser"] and info.hooks == ["register_decoders", "register_encoders"]
+    assert info.registered == {"decoders": ["raisers_decoder"]}
 
 
 def test_a_clash_drops_only_the_clashing_name_and_built_ins_keep_theirs(captioner_plugin, caplog):
@@ -216,33 +222,157 @@ def test_a_plugins_dir_loads_one_off_modules_and_reports_clashes_cleanly(tmp_pat
     assert row["caption"] == "A HAPPY DOG" and row["sentiment"]["label"] == "positive"  # VADER's, the built-in
     warnings = [line for line in piped.stderr.splitlines() if line.strip()]
     assert warnings == [  # one clean line each: no Python source line, no traceback
-        "captioner: warning: plugin 'broken' skipped: " + plugins["broken"]["error"],
+        "captioner: warning: plugin 'broken' is not loaded: " + plugins["broken"]["error"],
         "captioner: warning: plugin 'shouty': " + plugins["shouty"]["warnings"][0],
     ]
 
 
-def test_a_decoder_that_breaks_the_step_contract_is_blamed(captioner_plugin, vocab):
+class Misbehaving(captioner.Decoder):
+    """A decoder that keeps the step contract on a one-row probe and breaks it as ``mistake`` says."""
+
+    def __init__(self, vocab_size, feature_dim, mistake="none"):
+        super().__init__(vocab_size, feature_dim)
+        self.mistake = mistake
+        self.output = torch.nn.Linear(feature_dim, vocab_size + 5 if mistake == "vocabulary" else vocab_size)
+
+    def init_state(self, features):
+        return {"h": features.pooled, "t": torch.zeros(features.pooled.size(0), 1)}
+
+    def step(self, tokens, state):
+        logits, rows = self.output(state["h"]), tokens.size(0)
+        if rows > 1 and self.mistake == "one row":
+            logits = logits[:1]  # would broadcast over every row
+        elif rows > 1 and self.mistake == "one word short":
+            logits = logits[:, :-1]
+        elif rows > 1 and self.mistake == "twice the words":
+            logits = torch.cat([logits, logits], dim=1)
+        elif self.mistake == "nan later" and bool(state["t"][0] >= 2):
+            logits = torch.full_like(logits, float("nan"))
+        return captioner.DecoderStep(logits, {"h": state["h"], "t": state["t"] + 1})
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("vocabulary", r"step returned logits of shape \(1, 19\), not \(rows, vocab_size\) = \(1, 14\)"),
+    ("one row", r"step returned logits of shape \(1, 14\), not \(rows, vocab_size\) = \(6, 14\)"),
+    ("one word short", r"step returned logits of shape \(6, 13\), not \(rows, vocab_size\) = \(6, 14\)"),
+    ("twice the words", r"step returned logits of shape \(6, 28\), not \(rows, vocab_size\) = \(6, 14\)"),
+    ("nan later", r"step returned NaN or \+inf logits"),
+])
+def test_a_decoder_that_breaks_the_step_contract_is_blamed_on_any_step(captioner_plugin, vocab, mistake, message):
     from conftest import random_photo
-
-    class WrongVocabulary(captioner.Decoder):
-        def __init__(self, vocab_size, feature_dim, **hparams):
-            super().__init__(vocab_size, feature_dim)
-            self.config = None
-            self.output = torch.nn.Linear(feature_dim, vocab_size + 5)
-
-        def init_state(self, features):
-            return {"h": features.pooled}
-
-        def step(self, tokens, state):
-            return captioner.DecoderStep(self.output(state["h"]), state)
 
     class Plugin:
         @hookimpl
         def register_decoders(self, register):
-            register("wrong_vocab", WrongVocabulary)
+            register("misbehaving", Misbehaving)
 
     captioner_plugin(Plugin(), "wrong-plugin")
-    model = captioner.Captioner("tiny_cnn", "wrong_vocab", vocab, device="cpu")
-    with pytest.raises(PluginError, match=r"decoder 'wrong_vocab' from plugin 'wrong-plugin' failed: ValueError: step "
-                                          r"returned logits of shape \(1, 19\), not \(rows, vocab_size=14\)"):
-        model.caption(random_photo(2))
+    model = captioner.Captioner("tiny_cnn", "misbehaving", vocab, device="cpu", decoder_hparams={"mistake": mistake})
+    with pytest.raises(PluginError, match="decoder 'misbehaving' from plugin 'wrong-plugin' failed: ValueError: " + message):
+        model.caption([random_photo(2), random_photo(3)], beam_size=3, guide=False)
+
+
+def test_a_misspelt_hook_is_a_warning_naming_the_real_one(captioner_plugin, caplog):
+    class Misspelt:
+        @hookimpl
+        def register_postprocesors(self, register):
+            register("never", captioner.PostProcessor)
+
+    captioner_plugin(Misspelt(), "typo")
+    message = ("implements 'register_postprocesors', which is not a captioner hook (did you mean "
+               "'register_postprocessors'?), so it is never called")
+    assert f"captioner: warning: plugin 'typo': {message}" in caplog.text
+    assert "never" not in captioner.list_postprocessors()
+    info = {p.name: p for p in get_plugins()}["typo"]
+    assert info.warnings == [message] and info.hooks == [] and info.error is None
+
+
+def test_a_misspelt_effect_is_refused_when_registered(captioner_plugin, caplog):
+    class Annotator(captioner.PostProcessor):
+        effect = "anotate"
+
+    class Plugin:
+        @hookimpl
+        def register_postprocessors(self, register):
+            register("misspelt", Annotator)
+
+    captioner_plugin(Plugin(), "effects")
+    assert "misspelt" not in captioner.list_postprocessors()
+    assert plugin_errors["effects"] == ("register_postprocessors: PluginError: post-processor 'misspelt': effect must "
+                                        "be 'annotate' or 'rewrite', not 'anotate' (did you mean 'annotate'?)")
+    assert "its register_postprocessors hook failed, so none of its post-processors are registered" in caplog.text
+
+
+def test_each_spec_keeps_its_own_output(captioner_plugin):
+    class WordStats(captioner.PostProcessor):
+        def __init__(self, option=None):
+            super().__init__()
+            self.unit = option or "words"
+
+        def process(self, results):
+            return [len(r.text.split()) if self.unit == "words" else len(r.text) for r in results]
+
+    class Plugin:
+        @hookimpl
+        def register_postprocessors(self, register):
+            register("wordstats", WordStats)
+
+    captioner_plugin(Plugin(), "wordstats-plugin")
+    result = captioner.CaptionResult("x.jpg", [captioner.Candidate("a red dog", ["a", "red", "dog"], 0, 0, True)])
+    captioner.PostProcessingChain(["wordstats", " wordstats : chars "])([result])
+    assert result.extras == {"wordstats": 3, "wordstats:chars": 9}  # keyed by the spec, spaces trimmed
+
+
+def test_plugins_dirs_several_a_shadowed_file_and_debug_tracebacks(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    (first / "shouty.py").write_text(
+        "import captioner\n\n"
+        "class Shout(captioner.PostProcessor):\n"
+        "    effect = 'rewrite'\n\n"
+        "    def process(self, results):\n"
+        "        return [r.text.upper() for r in results]\n\n"
+        "@captioner.hookimpl\n"
+        "def register_postprocessors(register):\n"
+        "    register('shout', Shout)\n"
+    )
+    (second / "sentiment.py").write_text("raise RuntimeError('never imported')\n")
+    (second / "broken.py").write_text("def helper():\n    raise RuntimeError('my bug')\n\nhelper()\n")
+    plugins = plugins_json({"CAPTIONER_PLUGINS_DIR": os.pathsep.join([str(first), str(second)])})
+    assert plugins["shouty"]["registered"] == {"postprocessors": ["shout"]}
+    assert plugins["shouty"]["source"] == str(first / "shouty.py") and plugins["shouty"]["version"] is None
+    assert plugins["broken"]["source"] == str(second / "broken.py")
+    assert plugins["sentiment"]["warnings"] == [
+        f"{second / 'sentiment.py'} is not loaded: an installed plugin already has the name 'sentiment' (rename the file)"]
+    assert plugins["sentiment"]["registered"] == {"postprocessors": ["sentiment"]}  # the built-in, untouched
+
+    options = ["--plugins-dir", str(first), "--plugins-dir", str(second)]
+    quiet = run_cli(*options, "plugins")
+    assert f"shouty\n  file: {first / 'shouty.py'}\n" in quiet.stdout
+    assert "Traceback" not in quiet.stderr and "broken.py: RuntimeError: my bug" in quiet.stderr
+    loud = run_cli("--debug", *options, "plugins")
+    assert "Traceback (most recent call last)" in loud.stderr and 'in helper\n    raise RuntimeError' in loud.stderr
+
+
+def test_write_tiny_flickr_takes_a_str(tmp_path):
+    from captioner.testing import write_tiny_flickr
+
+    root = write_tiny_flickr(str(tmp_path / "flickr"))
+    assert root == tmp_path / "flickr" and len(list((root / "images").glob("*.jpg"))) == 8
+
+
+def test_a_decoder_without_config_captions_but_saving_names_what_is_missing(captioner_plugin, vocab, tmp_path):
+    from conftest import random_photo
+
+    class Plugin:
+        @hookimpl
+        def register_decoders(self, register):
+            register("configless", Misbehaving)
+
+    captioner_plugin(Plugin(), "configless-plugin")
+    model = captioner.Captioner("tiny_cnn", "configless", vocab, device="cpu")
+    assert model.caption(random_photo(1), guide=False).ok
+    with pytest.raises(PluginError, match=r"decoder 'configless' from plugin 'configless-plugin' failed: ValueError: "
+                                          r"Misbehaving has no config, so it cannot be saved: set self.config to a "
+                                          r"dataclass"):
+        model.save(tmp_path / "model")

@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import captioner
-from captioner import Candidate, CaptionResult, PluginError, PostProcessError, hookimpl
+from captioner import Candidate, CaptionResult, PostProcessError, hookimpl
 from captioner.cli import cli
+from captioner.plugins import plugin_errors
 from captioner.postprocessing import PostProcessingChain
 
 # .ci/run installs Apertium and sets this, so a missing translator fails CI instead of skipping.
@@ -155,18 +156,25 @@ def test_a_broken_postprocessor_names_itself_and_keeps_the_caption(captioner_plu
         def process(self, results):
             return []
 
-    class NotAClass:
+    class Miscounting:
         @hookimpl
         def register_postprocessors(self, register):
             register("miscount", Miscount)
+
+    class NotAClass:
+        @hookimpl
+        def register_postprocessors(self, register):
             register("plain_function", lambda option=None: None)
 
-    captioner_plugin(NotAClass(), "odd-plugin")
+    captioner_plugin(Miscounting(), "odd-plugin")
+    captioner_plugin(NotAClass(), "function-plugin")
     (result,) = run(["miscount", "sentiment"], ["a happy dog"])
     assert result.postprocess_errors == {"miscount": "returned 0 outputs for 1 captions (plugin 'odd-plugin')"}
     assert result.text == "a happy dog" and result.extras["sentiment"]["label"] == "positive"
-    with pytest.raises(PluginError, match="'plain_function' from plugin 'odd-plugin' is not a PostProcessor subclass"):
-        captioner.create_postprocessor("plain_function")
+    assert "plain_function" not in captioner.list_postprocessors()  # refused when registered
+    assert plugin_errors["function-plugin"].startswith("register_postprocessors: PluginError: post-processor "
+                                                       "'plain_function': <function ")
+    assert plugin_errors["function-plugin"].endswith("is not a captioner.PostProcessor subclass")
 
 
 def test_output_that_is_not_json_ready_is_that_postprocessors_error(captioner_plugin):

@@ -207,7 +207,8 @@ def test_postprocessors_take_a_model_folder(saved_models):
     )
     result = results[0]
     assert result.postprocess_errors == {}
-    assert set(result.extras["sentiment-rnn"]) == {"label", "compound", "positive", "neutral", "negative", "words"}
+    sentiment = result.extras[f"sentiment-rnn:{saved_models / 'sentiment'}"]  # kept under the spec asked for
+    assert set(sentiment) == {"label", "compound", "positive", "neutral", "negative", "words"}
     assert result.text == "un perro corre con un pelota" and result.language == "xx"
     attention = result.extras[f"translate-rnn:{saved_models / 'translate'}"]
     assert attention["source"] == "a dog runs with a ball".split() and len(attention["weights"]) == 6
@@ -235,11 +236,11 @@ def test_postprocess_command_reads_text_and_jsonl_lines(saved_models, tmp_path):
     assert out.stderr.splitlines() == [f"captioner: error: {lines}:4: not a caption result (Expecting property name "
                                        "enclosed in double quotes: line 1 column 2 (char 1))", "captioner: error: bad"]
     assert [r["image"] for r in rows] == [f"{lines}:1", "dog.jpg", f"{lines}:4", "x.jpg", f"{lines}:6"]
-    assert rows[0]["sentiment-rnn"]["label"] == "negative" and rows[0]["score"] is None
-    assert rows[1]["sentiment-rnn"]["label"] == "positive" and rows[1]["nbest"][0]["score"] == -0.5
+    assert rows[0][spec]["label"] == "negative" and rows[0]["score"] is None
+    assert rows[1][spec]["label"] == "positive" and rows[1]["nbest"][0]["score"] == -0.5
     assert rows[1]["original_caption"] == "the dog was great today" and rows[1]["language"] == "xx"
     assert "not a caption result" in rows[2]["error"] and rows[3] == {"image": "x.jpg", "error": "bad"}
-    assert rows[4]["sentiment-rnn"]["label"] == "positive" and rows[4]["original_caption"] == "the day was lovely today"
+    assert rows[4][spec]["label"] == "positive" and rows[4]["original_caption"] == "the day was lovely today"
 
 
 def test_postprocess_command_reads_standard_input(saved_models):

@@ -13,7 +13,7 @@ STOP_WORDS = frozenset(
 class Hashtags(PostProcessor):
     """Hashtags from the caption's words: hashtags:5 gives up to five."""
 
-    effect = "annotate"  # adds result.extras["hashtags"]; "rewrite" would replace the caption
+    effect = "annotate"  # adds result.extras[SPEC] ("hashtags:5"); "rewrite" would replace the caption
     languages = ("en",)  # the stop words are English
 
     def __init__(self, option: str | None = None) -> None:
