@@ -302,7 +302,13 @@ def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> No
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 def bulk(inputs, output, output_format, model, workers, gpus_per_worker, batch_size, beam_size, postprocess,
          address) -> None:
-    """Caption many images with Ray Data (pip install "captioner[ray]"), locally or on a cluster."""
+    """Caption many images with Ray Data (pip install "captioner[ray]"), locally or on a cluster.
+
+    OUTPUT gets one file per block: ``*.jsonl``, each line the object ``caption --format jsonl``
+    gives, or ``*.parquet`` with the flat columns image, caption, score, error,
+    original_caption, objects, postprocessing. Images that cannot be read get an error
+    row and a line on stderr; the exit code is then 1.
+    """
     import importlib.util
 
     from .bulk import BulkJob, run_bulk
@@ -312,8 +318,14 @@ def bulk(inputs, output, output_format, model, workers, gpus_per_worker, batch_s
     decoding = {"beam_size": beam_size} if beam_size else {}
     job = BulkJob(list(inputs), output, output_format, model, workers, gpus_per_worker, batch_size, tuple(postprocess),
                   decoding, address)
-    run_bulk(job)
-    click.echo(f"captions written to {output}/")
+    try:
+        summary = run_bulk(job)
+    except CaptionerError as error:
+        raise CommandError(str(error)) from None
+    for error in summary.errors:
+        error_line(error)
+    click.echo(f"captioned {summary.images - len(summary.errors)} of {summary.images} images into {output}/", err=True)
+    sys.exit(1 if summary.errors else 0)
 
 
 @cli.command()

@@ -45,15 +45,25 @@ def read_rows(folder: Path, pattern: str) -> list[dict]:
 def test_bulk_job_writes_one_row_per_image_with_errors_kept(local_ray, photos, tmp_path):
     from captioner.bulk import BulkJob, run_bulk
 
-    run_bulk(BulkJob([str(photos)], str(tmp_path / "out"), workers=2, batch_size=2, postprocess=("sentiment",)))
-    rows = {Path(row["image"]).name: row for row in read_rows(tmp_path / "out", "*.json*")}
+    summary = run_bulk(BulkJob([str(photos)], str(tmp_path / "out"), workers=2, batch_size=2,
+                               postprocess=("sentiment",)))
+    assert summary.images == 6 and len(summary.errors) == 1 and summary.errors[0].startswith(str(photos / "broken.png"))
+    assert not list((tmp_path / "out").glob("*.json"))  # JSON lines are *.jsonl
+    raw = "".join(path.read_text() for path in (tmp_path / "out").glob("*.jsonl"))
+    assert "\\/" not in raw  # paths as they are, not escaped
+    rows = {Path(row["image"]).name: row for row in read_rows(tmp_path / "out", "*.jsonl")}
     assert sorted(rows) == ["broken.png", "p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg"]
-    assert rows["broken.png"]["error"].startswith(f"{photos / 'broken.png'}: ") and rows["broken.png"]["caption"] is None
+    assert rows["broken.png"] == {"image": str(photos / "broken.png"), "error": summary.errors[0]}
     reference = Captioner.from_pretrained(device="cpu")
     for name in ("p0.jpg", "p4.jpg"):
         path = next(photos.rglob(name))
-        assert rows[name]["caption"] == reference.caption(str(path)).text  # same captions as the Python API
-        assert json.loads(rows[name]["postprocessing"])["sentiment"]["label"]
+        expected = reference.caption(str(path), postprocess=["sentiment"]).to_dict()  # caption --format jsonl's row
+        row = rows[name]
+        assert set(row) == set(expected) >= {"nbest", "objects", "required_words", "sentiment"}
+        assert row["image"] == str(path) and row["caption"] == expected["caption"]
+        assert [c["caption"] for c in row["nbest"]] == [c["caption"] for c in expected["nbest"]]
+        assert [o["label"] for o in row["objects"]] == [o["label"] for o in expected["objects"]]
+        assert row["sentiment"] == expected["sentiment"]
 
 
 def test_the_captioner_maps_over_read_images_too(local_ray, photos, tmp_path):
@@ -61,7 +71,7 @@ def test_the_captioner_maps_over_read_images_too(local_ray, photos, tmp_path):
 
     dataset = ray.data.read_images(str(photos / "more"), include_paths=True, mode="RGB")
     captions = dataset.map_batches(RayCaptioner, fn_constructor_kwargs={"device": "cpu"}, batch_size=4,
-                                   batch_format="numpy", concurrency=1)
+                                   batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1))
     captions.write_parquet(str(tmp_path / "parquet"))
     table = ray.data.read_parquet(str(tmp_path / "parquet")).take_all()
     assert sorted(Path(row["image"]).name for row in table) == ["p3.jpg", "p4.jpg"]
