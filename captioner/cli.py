@@ -79,6 +79,28 @@ def report_postprocess_errors(result: CaptionResult) -> bool:
     return bool(result.postprocess_errors)
 
 
+def text_line(result: CaptionResult) -> str:
+    """``PATH<TAB>CAPTION``, then a tab and each post-processor's output in short, when there are any:
+    ``sentiment-rnn: neutral; hashtags: #dog #grass`` (``--format jsonl`` has them whole)."""
+    shown = ((spec, in_short(value)) for spec, value in result.extras.items())
+    extras = "; ".join(f"{spec}: {short}" for spec, short in shown if short is not None)
+    return f"{result.image}\t{result.text}" + (f"\t{extras}" if extras else "")
+
+
+def in_short(value: object) -> str | None:
+    """A post-processor's output in a few words (a label, a list's items, a number, else compact JSON);
+    None for a translation's attention grid, as the caption already is the translation."""
+    if isinstance(value, dict) and isinstance(value.get("label"), str):
+        return value["label"]
+    if isinstance(value, dict) and {"source", "target", "weights"} <= set(value):
+        return None
+    if isinstance(value, list) and all(isinstance(item, (str, int, float)) for item in value):
+        return " ".join(str(item) for item in value)
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 GUIDANCE_FIELDS = ("guide", "object_threshold", "new_word_threshold", "max_objects", "absent_threshold", "object_margin",
                    "open_vocabulary", "people_threshold", "language_weight", "consensus_neighbours")
 
@@ -88,7 +110,8 @@ def guidance_options(command):
     model's)."""
     flags = [
         click.option("--guide/--no-guide", default=None,
-                     help="Name what the encoder's classifier recognises (default: on, for encoders with one)."),
+                     help="Name what the encoder's classifier recognises (default: on, for encoders with one; "
+                          "beam and greedy only)."),
         click.option("--object-threshold", type=click.FloatRange(0, 1), default=None,
                      help="Require an object's word when its classes have this much probability (default 0.3)."),
         click.option("--new-word-threshold", type=click.FloatRange(0, 1), default=None,
@@ -154,7 +177,9 @@ def cli(plugins_dirs: tuple[str, ...], debug: bool) -> None:
 @model_option
 @click.option("--beam-size", "-k", type=click.IntRange(min=1), default=None, help="Beam width.")
 @click.option("--max-length", type=click.IntRange(min=1), default=None, help="Most words per caption.")
-@click.option("--method", type=click.Choice(METHODS), default=None, help="Decoding method.")
+@click.option("--method", type=click.Choice(METHODS), default=None,
+              help="beam (default), greedy (a beam of one, guided as beam is) or sample (unguided: --guide with it "
+                   "is refused).")
 @click.option("--length-penalty", type=float, default=None, help="Score = logprob / length**penalty.")
 @click.option("--seed", type=int, default=None, help="Seed for --method sample.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
@@ -164,18 +189,21 @@ def cli(plugins_dirs: tuple[str, ...], debug: bool) -> None:
               help="Post-processor to run, e.g. sentiment-rnn or translate-rnn:es (repeatable, in order).")
 @click.option("--format", "output_format", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="Append JSON lines here as batches finish (with a progress bar) instead of printing.")
-@click.option("--resume", is_flag=True, help="With --output: skip images already in it (captioned or failed).")
+              help="Write JSON lines to this new file as batches finish (with a progress bar) instead of "
+                   "printing; an existing file is refused unless --resume is given.")
+@click.option("--resume", is_flag=True, help="With --output: continue that file, skipping the images already in it "
+                                             "(captioned or failed).")
 @guidance_options
 def caption(paths, model, beam_size, max_length, method, length_penalty, seed, batch_size, workers, device,
             postprocess, output_format, output, resume, **guidance) -> None:
     """Caption image files and folders (searched recursively for images).
 
-    Text output is one ``PATH<TAB>CAPTION`` line per image; jsonl output is one JSON
-    object per image. Results stream out batch by batch. Unreadable images and
-    post-processor failures are reported on stderr, one line each, and the rest go
-    on; the exit code is 1 if any image or post-processor failed, 2 for usage errors
-    (such as an unknown post-processor).
+    Text output is one ``PATH<TAB>CAPTION`` line per image (then a tab and the
+    post-processors' outputs in short, if any); jsonl output is one JSON object per
+    image. Results stream out batch by batch. Unreadable images and post-processor
+    failures are reported on stderr, one line each, and the rest go on; the exit code
+    is 1 if any image or post-processor failed, 2 for usage errors (such as an unknown
+    post-processor).
     """
     from .captioner import Captioner
     from .jsonl_sink import JsonlSink
@@ -207,7 +235,7 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
                     bar.update(1)
                 elif result.error is None:
                     click.echo(json.dumps(result.to_dict(), ensure_ascii=False) if output_format == "jsonl"
-                               else f"{result.image}\t{result.text}")
+                               else text_line(result))
     except (CaptionerError, ValueError) as error:
         raise CommandError(str(error)) from None
     finally:
@@ -268,7 +296,7 @@ def plugins(as_json: bool) -> None:
 @device_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
-@click.option("--share", is_flag=True, help="Also serve through a public Gradio share link.")
+@click.option("--share", is_flag=True, help="Also serve through a public Gradio share link (printed at start).")
 @click.option("--mcp", is_flag=True, help="Also serve the caption endpoint as an MCP tool.")
 @click.option("--queue-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Requests that may wait; more get a 'busy' answer.")
@@ -284,7 +312,15 @@ def ui(models, device, host, port, share, mcp, queue_size, max_batch_size) -> No
     except CaptionerError as error:
         raise CommandError(str(error)) from None
     try:
-        launch(app, server_name=host, server_port=port, share=share, mcp_server=mcp)
+        _, local_url, share_url = launch(app, server_name=host, server_port=port, share=share, mcp_server=mcp,
+                                         quiet=True, prevent_thread_lock=True)  # our own lines, not Gradio's hints
+        click.echo(f"web interface: {local_url}  (HTTP API docs: {local_url}v1/docs)")
+        if share_url:
+            click.echo(f"public link: {share_url}")
+        if mcp:
+            click.echo(f"MCP server: {local_url}gradio_api/mcp/")
+        click.echo("press Ctrl+C to stop")
+        app.block_thread()
     finally:
         app.captioner_service.close()
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -111,3 +112,19 @@ def test_failures_print_one_error_line_and_exit_1(tmp_path):
     assert result.output.strip() == f"captioner: error: {tmp_path / 'missing'}: no such file or folder"
     result = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "does not exist" in result.output  # a usage error, named by click
+
+
+def test_text_output_shows_postprocessor_outputs_in_short(tiny_captioner, image_folder, tmp_path):
+    model = tiny_captioner.save(tmp_path / "model")
+    result = run("caption", "--model", str(model), "--max-length", "4", str(image_folder / "one.jpg"),
+                 "-p", "sentiment", "-p", "sentiment-rnn")
+    assert result.exit_code == 0, result.output
+    image, caption, extras = result.stdout.rstrip("\n").split("\t")
+    assert image == str(image_folder / "one.jpg") and caption
+    assert re.fullmatch(r"sentiment: (positive|neutral|negative); sentiment-rnn: (positive|neutral|negative)", extras)
+
+
+def test_help_says_what_output_and_method_do():
+    help_text = " ".join(run("caption", "--help").output.split())
+    assert "an existing file is refused unless --resume is given" in help_text
+    assert "sample (unguided: --guide with it is refused)" in help_text

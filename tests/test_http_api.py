@@ -148,11 +148,43 @@ def test_concurrent_calls_share_a_forward_pass_with_the_page(reference):
         assert lines[1]["sentiment"]["label"] and lines[1]["caption"] == lines[0]["caption"]
 
 
-def test_openapi_describes_the_form_and_the_answers(server):
+def test_a_failing_plugin_is_500_with_the_same_body_and_the_server_stays_up(server, monkeypatch):
+    from captioner.errors import PluginError
+
+    url, app = server
+    service = app.captioner_service
+
+    def failing(*args, **kwargs):
+        raise PluginError("decoder 'x' from plugin 'p' failed: RuntimeError: boom")
+
+    monkeypatch.setattr(service, "caption_image", failing)
+    response = post(url, CAT)
+    assert response.status_code == 500
+    assert response.json() == {"error": "decoder 'x' from plugin 'p' failed: RuntimeError: boom"}
+    monkeypatch.undo()
+    assert post(url, CAT).status_code == 200
+
+
+STATUS_TESTS = {  # every status the OpenAPI document lists, and the test that makes the API send it
+    "200": test_a_photo_gets_the_json_line_that_the_cli_writes,
+    "400": test_bad_requests_get_a_json_error_and_the_server_stays_up,
+    "413": test_too_large_is_413_without_the_operators_hint,
+    "500": test_a_failing_plugin_is_500_with_the_same_body_and_the_server_stays_up,
+    "503": test_a_full_queue_answers_503_and_recovers,
+}
+
+
+def test_openapi_describes_the_form_and_exactly_the_answers_sent(server):
     url, _ = server
     schema = httpx.get(url + "v1/openapi.json").json()
     operation = schema["paths"]["/caption"]["post"]
-    assert {"200", "400", "413", "503"} <= set(operation["responses"])
+    assert set(operation["responses"]) == set(STATUS_TESTS)  # no 422: a request that does not validate gets 400
+    for status, response in operation["responses"].items():
+        reference = response["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+        assert reference == ("CaptionLine" if status == "200" else "ErrorBody"), status
+    error_body = schema["components"]["schemas"]["ErrorBody"]
+    assert error_body["required"] == ["error"] and error_body["properties"]["error"]["type"] == "string"
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
     form_ref = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].split("/")[-1]
     fields = schema["components"]["schemas"][form_ref]["properties"]
     assert {"image", "model", "postprocess", "heatmaps", "beam_size", "max_length", "length_penalty", "guide",

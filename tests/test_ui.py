@@ -88,6 +88,8 @@ def test_decoding_controls_and_postprocessors(server, reference):
     words = [word for word, _ in details["sentiment-rnn"]["words"]]
     assert words == caption.split() and 'class="explain-words"' in explain  # which words carried it, drawn
     assert "explain-grid" not in explain  # no translation asked for
+    sampled, *_ = client.predict(handle_file(str(COFFEE)), method="sample", guide=True, api_name="/caption")
+    assert sampled and not sampled.startswith("captioner: error")  # the guidance box does not apply to sampling
 
 
 def test_a_bad_upload_is_a_one_line_error(server, tmp_path):
@@ -423,3 +425,17 @@ def test_output_files_are_removed_when_the_app_closes(tmp_path):
         root = app.captioner_service.files.root
         assert list(root.rglob("captions-*.csv"))
     assert not root.exists()
+
+
+def test_ui_command_prints_where_it_serves_and_no_gradio_hints():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPTIONER_")}
+    with subprocess.Popen([sys.executable, "-m", "captioner", "ui", "--port", "7893"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env) as server:
+        try:
+            first = server.stdout.readline()
+            assert first == "web interface: http://127.0.0.1:7893/  (HTTP API docs: http://127.0.0.1:7893/v1/docs)\n"
+            assert server.stdout.readline() == "press Ctrl+C to stop\n"
+        finally:
+            server.terminate()
+        rest = server.stdout.read()
+    assert "share=True" not in first + rest

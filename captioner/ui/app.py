@@ -114,9 +114,9 @@ def build_app(config: UIConfig | None = None) -> CaptionerBlocks:
                 model = gr.Dropdown(service.pool.labels(), value=default, label="Model",
                                     info="Which trained model writes the caption")
                 method = gr.Radio(METHODS, value=defaults.method, label="Decoding",
-                                  info="beam: the likeliest caption; greedy: fastest; sample: varied")
+                                  info="beam: the likeliest caption; greedy: fastest; sample: varied, and never guided")
                 guide = gr.Checkbox(value=defaults.guide, label="Name recognised objects", elem_id="guide",
-                                    info="Put what the encoder's ImageNet classifier sees into the caption")
+                                    info="Put what the encoder's ImageNet classifier sees into the caption (beam and greedy)")
             with gr.Row():
                 beam_size = gr.Slider(*BEAM_SIZES, value=defaults.beam_size, step=1, label="Beam size",
                                       info="Captions kept while searching; more is slower, sometimes better")

@@ -2,7 +2,9 @@
 
 It captions through the page's :class:`~captioner.ui.batcher.CaptionBatcher`, so concurrent calls
 (and the page's requests) share forward passes. Every error is ``{"error": "one line"}`` with a status:
-400 for a bad image or option, 413 for a file or image above the limits, 503 when too many requests wait.
+400 for a bad image or option, 413 for a file or image above the limits, 503 when too many requests wait,
+500 when a plugin or the server itself fails. The OpenAPI document lists exactly these (FastAPI's own 422 is
+never sent: validation errors are 400s).
 """
 
 from __future__ import annotations
@@ -118,7 +120,22 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Not a readable image, or a bad option or post-processor."},
     413: {"model": ErrorBody, "description": "The file or the image is larger than this server accepts."},
     503: {"model": ErrorBody, "description": "Too many requests are waiting; try again shortly."},
+    500: {"model": ErrorBody, "description": "A plugin (named in the message) or the server failed."},
 }
+
+
+def openapi_without_validation_errors(api: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document without the 422 answer it adds to every route: this API answers a
+    request that does not validate with 400 and an :class:`ErrorBody`, as documented."""
+    if api.openapi_schema is None:
+        schema = FastAPI.openapi(api)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        api.openapi_schema = schema
+    return api.openapi_schema
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -157,6 +174,7 @@ def http_api(service: CaptionService) -> FastAPI:
     """The ``/v1`` application: mount it beside Gradio's (see :func:`captioner.ui.app.launch`)."""
     api = FastAPI(title="captioner HTTP API", version="1", docs_url="/docs", openapi_url="/openapi.json",
                   description="Captions for photos, one multipart request per photo.")
+    api.openapi = lambda: openapi_without_validation_errors(api)  # type: ignore[method-assign]
     # Waiting plus being captioned, as Gradio's queue counts the page's requests.
     slots = threading.BoundedSemaphore(service.config.queue_size + service.config.max_batch_size)
 

@@ -57,14 +57,17 @@ def in_range(name: str, value: float, limits: tuple[float, float]) -> float:
 
 def page_options(method: str, beam_size: float, max_length: float, length_penalty: float,
                  guide: bool = True) -> dict[str, Any]:
-    """Decoding options from the page's controls (or a Gradio API call), checked against the controls' ranges."""
+    """Decoding options from the page's controls (or a Gradio API call), checked against the controls' ranges.
+
+    The guidance box applies where guidance does, to beam search and greedy decoding: a sampled caption is
+    unguided whatever it says (the library refuses an explicit ``guide=True`` with sampling)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     beam = int(in_range("beam_size", beam_size, BEAM_SIZES))
     return {"method": method, "beam_size": beam, "n_best": beam,
             "max_length": int(in_range("max_length", max_length, MAX_LENGTHS)),
             "length_penalty": float(in_range("length_penalty", length_penalty, LENGTH_PENALTIES)),
-            "guide": bool(guide)}
+            "guide": bool(guide) and method != "sample"}
 
 
 def upload_path(upload: Any) -> tuple[str, str]:
