@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -31,13 +31,24 @@ from torch import nn
 
 from .atomic import atomic_write_bytes
 from .cider import Captions, CiderD
+from .encoder import EncoderOutput
 from .encoder_stack import EncoderStack
 from .errors import ModelLoadError, describe_exception
 from .vocab import tokenize
 
 if TYPE_CHECKING:
-    from .captioner import Captioner
     from .data.readers import CaptionedImage
+
+
+class PhotoEncoder(Protocol):
+    """What a memory is built with: a model that encodes photo files (a :class:`~captioner.Captioner`;
+    named by what it does, so this module needs nothing from the one that uses it)."""
+
+    @property
+    def encoder(self) -> nn.Module: ...
+
+    def encode_images(self, images: Sequence[str], batch_size: int, on_error: Callable[[str], None],
+                      progress: str | None) -> Iterator[tuple[list[int], EncoderOutput]]: ...
 
 MEMORY_FILE = "memory.safetensors"
 GENERIC_PHOTOS = 200  # how many photos' captions stand for captions in general
@@ -141,7 +152,7 @@ class CaptionMemory:
             raise ModelLoadError(f"{path}: {describe_exception(error)}") from None
 
 
-def build_memory(captioner: Captioner, images: Sequence[CaptionedImage], batch_size: int = 64,
+def build_memory(captioner: PhotoEncoder, images: Sequence[CaptionedImage], batch_size: int = 64,
                  on_error: Callable[[str], None] = lambda message: None, progress: bool = False) -> CaptionMemory:
     """A memory of ``images`` (captioned photos, e.g. a training split) as ``captioner``'s encoder sees them.
 

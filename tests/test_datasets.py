@@ -81,3 +81,27 @@ def test_clear_errors(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(DatasetError, match="expected a CSV header"):
         load_dataset(tmp_path)
+
+
+def test_data_check_passes_the_fixture_layout_and_names_each_bad_photo(tiny_flickr):
+    from click.testing import CliRunner
+
+    from captioner.cli import cli
+
+    good = CliRunner().invoke(cli, ["data", "check", str(tiny_flickr)])
+    assert good.exit_code == 0, good.output
+    assert "train       6 photos       12 captions (2 per photo)" in good.stdout
+    assert good.stdout.rstrip().endswith(f"ok: every photo is there and readable; train with --data {tiny_flickr}")
+    (tiny_flickr / "images" / "img3.jpg").unlink()
+    (tiny_flickr / "images" / "img6.jpg").write_bytes(b"\xff\xd8\xff not a photo")
+    bad = CliRunner().invoke(cli, ["data", "check", str(tiny_flickr)])
+    assert bad.exit_code == 1
+    errors = bad.stderr.splitlines()
+    assert errors[0] == f"captioner: error: {tiny_flickr / 'images' / 'img3.jpg'}: no such file"
+    assert errors[1].startswith(f"captioner: error: {tiny_flickr / 'images' / 'img6.jpg'}: not a readable image (")
+    assert errors[2:] == ["2 problems"]
+    (tiny_flickr / "splits" / "Flickr_8k.trainImages.txt").unlink()
+    untrainable = CliRunner().invoke(cli, ["data", "check", str(tiny_flickr)])
+    assert f"captioner: error: {tiny_flickr}: no train split" in untrainable.stderr
+    missing = CliRunner().invoke(cli, ["data", "check", str(tiny_flickr / "nowhere")])
+    assert missing.exit_code == 1 and missing.stderr == f"captioner: error: {tiny_flickr / 'nowhere'}: no such file or folder\n"

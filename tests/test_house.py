@@ -32,15 +32,14 @@ def module_name(path: Path) -> str:
 
 
 def imported_modules(path: Path, modules: set[str]) -> set[str]:
-    """Modules of this package that ``path`` imports anywhere (functions too), except for type checking."""
+    """Modules of this package that ``path`` imports anywhere (functions and type-checking blocks too: a
+    dependency that goes both ways is a circle for the reader even where Python never runs it)."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text())
-    skipped = {id(node) for stmt in ast.walk(tree) if isinstance(stmt, ast.If) and "TYPE_CHECKING" in ast.unparse(stmt.test)
-               for node in ast.walk(stmt)}
     found = set()
     for node in ast.walk(tree):
-        if id(node) in skipped or not isinstance(node, (ast.Import, ast.ImportFrom)):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
