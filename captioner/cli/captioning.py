@@ -31,6 +31,7 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[Path]:
         else:
             yield path
 
+
 def checked_specs(context: click.Context, parameter: click.Parameter, specs: tuple[str, ...]) -> tuple[str, ...]:
     """Post-processor specs, built once to check them: an unknown name or a bad option is a usage error."""
     from ..postprocessing import PostProcessingChain
@@ -41,11 +42,13 @@ def checked_specs(context: click.Context, parameter: click.Parameter, specs: tup
         raise click.BadParameter(str(error), context, parameter) from None
     return specs
 
+
 def report_postprocess_errors(result: CaptionResult) -> bool:
     """One stderr line per post-processor that failed on ``result``; True if any did."""
     for spec, message in result.postprocess_errors.items():
         error_line(f"{result.image}: post-processor {spec}: {message}")
     return bool(result.postprocess_errors)
+
 
 def text_line(result: CaptionResult) -> str:
     """``PATH<TAB>CAPTION``, then a tab and each post-processor's output in short, when there are any:
@@ -53,6 +56,7 @@ def text_line(result: CaptionResult) -> str:
     shown = ((spec, in_short(value)) for spec, value in result.extras.items())
     extras = "; ".join(f"{spec}: {short}" for spec, short in shown if short is not None)
     return f"{result.image}\t{result.text}" + (f"\t{extras}" if extras else "")
+
 
 def in_short(value: object) -> str | None:
     """A post-processor's output in a few words (a label, a list's items, a number, else compact JSON);
@@ -66,6 +70,7 @@ def in_short(value: object) -> str | None:
     if isinstance(value, (str, int, float)):
         return str(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
@@ -142,6 +147,7 @@ def caption(paths, model, beam_size, max_length, method, length_penalty, seed, b
         error_line("no image files found in " + ", ".join(paths))
     sys.exit(1 if failed or not files else 0)
 
+
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--output", "-o", required=True, help="Output folder (one file per block).")
@@ -180,6 +186,7 @@ def bulk(inputs, output, output_format, model, workers, gpus_per_worker, batch_s
     click.echo(f"captioned {summary.images - len(summary.errors)} of {summary.images} images into {output}/", err=True)
     sys.exit(1 if summary.errors else 0)
 
+
 @click.command()
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
 @click.option("--postprocess", "-p", "specs", multiple=True, required=True, callback=checked_specs,
@@ -206,6 +213,7 @@ def postprocess(file, specs, batch_size) -> None:
             failed = report_postprocess_errors(result) or result.error is not None or failed
             click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     sys.exit(1 if failed else 0)
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")

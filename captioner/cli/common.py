@@ -13,6 +13,7 @@ from ..errors import debugging
 def error_line(message: str) -> None:
     click.echo(f"captioner: error: {message}", err=True)
 
+
 class CommandError(click.ClickException):
     """A failure the user can act on: ``captioner: error: MESSAGE`` on stderr and exit code 1
     (click's usage errors keep exit code 2). Raised while handling the exception behind it,
@@ -30,13 +31,17 @@ class CommandError(click.ClickException):
             click.echo(self.traceback.rstrip(), err=True)
         error_line(self.format_message())
 
+
 model_option = click.option("--model", "-m", default=None,
                             help="Model folder or shipped model name (default: the shipped default).")
 
+
 device_option = click.option("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available).")
+
 
 GUIDANCE_FIELDS = ("guide", "object_threshold", "new_word_threshold", "max_objects", "absent_threshold", "object_margin",
                    "open_vocabulary", "people_threshold", "language_weight", "consensus_neighbours")
+
 
 def guidance_options(command):
     """The open-world guidance and consensus reranking flags (``DecodingOptions`` fields; unset ones keep the
@@ -70,6 +75,7 @@ def guidance_options(command):
     for flag in reversed(flags):
         command = flag(command)
     return command
+
 
 def guidance_settings(flags: dict) -> dict:
     """Pop the guidance flags out of a command's keyword arguments."""

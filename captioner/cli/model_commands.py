@@ -37,6 +37,7 @@ def models(paths: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"{info.name}{marker}\t{info.encoder} + {info.decoder}, {info.vocab_size} words\t{info.path}")
     sys.exit(1 if any(info.error for info in infos) else 0)
 
+
 def combining_options(command):
     """MODELS, --output, --set and --dtype: the commands that make one model from several."""
     flags = [
@@ -50,6 +51,7 @@ def combining_options(command):
         command = flag(command)
     return command
 
+
 @click.command()
 @combining_options
 def average(models, output, assignments, dtype) -> None:
@@ -58,6 +60,7 @@ def average(models, output, assignments, dtype) -> None:
 
     build_and_save(lambda: average_models(list(models)), output, assignments, dtype)
     click.echo(f"averaged {len(models)} models into {output}")
+
 
 def photo_learning_options(command):
     """--images, --output, --set, --dtype, --batch-size and --device: the commands that give a model something
@@ -75,6 +78,7 @@ def photo_learning_options(command):
         command = flag(command)
     return command
 
+
 def build_and_save(build, output: str, assignments: tuple[str, ...], dtype: str) -> Captioner:
     """Build a model, store the ``--set`` decoding defaults with it and save it as ``dtype``."""
     import torch
@@ -90,6 +94,7 @@ def build_and_save(build, output: str, assignments: tuple[str, ...], dtype: str)
     captioner.save(output, dtype=getattr(torch, dtype))
     return captioner
 
+
 @click.command()
 @combining_options
 def ensemble(models, output, assignments, dtype) -> None:
@@ -98,6 +103,7 @@ def ensemble(models, output, assignments, dtype) -> None:
 
     captioner = build_and_save(lambda: ensemble_models(list(models)), output, assignments, dtype)
     click.echo(f"ensembled {len(captioner.model_config().decoder_hparams['members'])} decoders into {output}")
+
 
 @click.command()
 @click.argument("model")
@@ -128,6 +134,7 @@ def memory(model, data, images, split, output, assignments, dtype, batch_size, d
     if not captioner.decoding.consensus_neighbours:
         click.echo("it reranks only when asked (--consensus-neighbours K); --set consensus_neighbours=K makes "
                    "that its default")
+
 
 @click.command()
 @click.argument("model")

@@ -28,6 +28,7 @@ def new_plugin(name: str, directory: str) -> None:
         raise click.BadParameter(str(error)) from None
     click.echo(f"wrote {folder}; next: cd {folder} && pip install -e \".[test]\" && pytest -q")
 
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def plugins(as_json: bool) -> None:

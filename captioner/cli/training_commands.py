@@ -53,6 +53,7 @@ def train_command(config_file, assignments, resume, **flags) -> None:
         raise CommandError(str(error)) from None
     click.echo(f"best model: {best}")
 
+
 @click.command()
 @model_option
 @click.option("--data", required=True, type=click.Path(exists=True),
@@ -104,6 +105,7 @@ def evaluate(model, data, images, split, beam_sizes, length_penalties, max_lengt
         lines = [json.dumps({"image": str(i.path), "caption": t, "references": list(i.captions)}) + "\n"
                  for i, t in zip(selected, results[0][1])]
         atomic_write_text(captions, "".join(lines))
+
 
 @click.command("evaluate-objects")
 @click.argument("labels", type=click.Path(exists=True, dir_okay=False))
