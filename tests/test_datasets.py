@@ -105,3 +105,29 @@ def test_data_check_passes_the_fixture_layout_and_names_each_bad_photo(tiny_flic
     assert f"captioner: error: {tiny_flickr}: no train split" in untrainable.stderr
     missing = CliRunner().invoke(cli, ["data", "check", str(tiny_flickr / "nowhere")])
     assert missing.exit_code == 1 and missing.stderr == f"captioner: error: {tiny_flickr / 'nowhere'}: no such file or folder\n"
+
+
+def test_distillation_data_adds_the_teachers_captions_to_training_photos_only(tiny_flickr, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    teacher = tmp_path / "teacher.jsonl"
+    rows = [{"image": str(tiny_flickr / "images" / f"img{i}.jpg"), "caption": "a dog",
+             "nbest": [{"caption": "a dog"}, {"caption": "a dog"}, {"caption": "a red dog"}, {"caption": "a cat"}]}
+            for i in range(8)]  # the teacher's 8 photos include the 2 validation ones: never added
+    teacher.write_text("".join(json.dumps(row) + "\n" for row in rows[:5] + [{"image": "img5.jpg", "error": "x"}]
+                               + rows[6:]))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_distillation_data.py"
+    done = subprocess.run([sys.executable, str(script), str(tiny_flickr), str(teacher), str(tmp_path / "out")],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("wrote 26 captions (10 from the teacher) to ")
+    assert done.stdout.endswith(" (no teacher caption for 1 training photos)\n")
+    dataset = load_dataset(tmp_path / "out")
+    human = load_dataset(tiny_flickr)
+    for split in ("train", "val"):
+        for mine, theirs in zip(dataset.split(split), human.split(split)):
+            extra = list(mine.captions[len(theirs.captions):])
+            assert mine.captions[:len(theirs.captions)] == theirs.captions and mine.path.is_file()
+            expected = [] if split == "val" or mine.name == "img5.jpg" else ["a dog", "a red dog"]
+            assert extra == expected, mine.name
