@@ -7,7 +7,9 @@ The sentence model is frozen (its weights are saved unchanged): it reads each se
 of a review, and the head learns from the reviewers' sides which sentences carry the
 verdict. ``--imdb`` is a folder of ``SPLIT/{pos,neg}/ID_RATING.txt`` (docs/text-models.md
 says how to make it); its ``test`` folder is never read here. The neutral band for
-reviews is calibrated on the validation reviews.
+reviews is calibrated on the validation reviews. Each review is also read lower-cased
+with its punctuation spaced out ("good , but dull ."), as some review corpora are
+distributed, so that the head knows such text too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from captioner.text.corpora import read_imdb
+from captioner.text.corpora import lower_cased, read_imdb
 from captioner.text.review import ReviewReading, calibrate_band
 from captioner.text.sentiment import SentimentClassifier, SentimentRNN
 from captioner.text.training import ReviewTrainingConfig, review_logits, train_review_head
@@ -42,6 +44,7 @@ def main() -> None:
     torch.set_num_threads(1)
     sentences = SentimentClassifier.load(args.model)
     reviews = [r for r in read_imdb(args.imdb) if r.split != "test"]
+    reviews += [replace(r, text=lower_cased(r.text)) for r in reviews]
     if args.features is not None and args.features.is_file():
         readings = [ReviewReading(f.float(), ids) for f, ids in torch.load(args.features)]
     else:
@@ -57,7 +60,8 @@ def main() -> None:
                      review_words=args.review_words, review_band=0.0)
     torch.manual_seed(0)
     model = SentimentRNN(config)
-    missing, _ = model.load_state_dict(sentences.model.state_dict(), strict=False)
+    sentence_weights = {k: v for k, v in sentences.model.state_dict().items() if not k.startswith("review.")}
+    missing, _ = model.load_state_dict(sentence_weights, strict=False)  # a head already there is trained afresh
     assert all(name.startswith("review.") for name in missing)
     assert model.review is not None
     accuracy = train_review_head(model.review, train, valid, ReviewTrainingConfig(epochs=args.epochs))

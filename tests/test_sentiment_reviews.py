@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from captioner.text.corpora import RatedSentence, read_imdb
+from captioner.text.corpora import RatedSentence, lower_cased, read_imdb
 from captioner.text.review import MAX_SENTENCE_WORDS, calibrate_band, split_sentences
 from captioner.text.sentiment import SentimentClassifier, SentimentConfig, SentimentRNN
 from captioner.text.tokenizer import SubwordTokenizer
@@ -122,3 +122,10 @@ def test_imdb_reviews_are_read_and_split(tmp_path):
     assert set(reviews) == {"pos/1", "neg/2", "neg/3"}
     assert reviews["pos/1"].text == "Great. Loved it." and reviews["pos/1"].rating == 9 and reviews["pos/1"].positive
     assert reviews["neg/3"].split == "test" and {reviews["pos/1"].split, reviews["neg/2"].split} <= {"train", "valid"}
+
+
+def test_reviews_can_be_written_as_tokenised_corpora_write_them():
+    assert lower_cased('Good, but DULL. I said "No!" (twice)') == 'good , but dull . i said " no ! " ( twice )'
+    spaced = lower_cased("Plot: a man (Bob), sad. Verdict? Great!")
+    assert spaced == "plot : a man ( bob ) , sad . verdict ? great !"
+    assert split_sentences(spaced) == ["plot: a man (bob), sad.", "verdict?", "great!"]  # read as if written

@@ -105,6 +105,11 @@ def read_imdb(folder: Path) -> list[Review]:
     return reviews
 
 
+def lower_cased(text: str) -> str:
+    """A text as tokenised, lower-cased corpora write it: ``"Good, but dull."`` -> ``"good , but dull ."``."""
+    return " ".join(re.sub(r'([.,!?;:()"])', r" \1 ", text.lower()).split())
+
+
 def read_pairs(path: Path) -> list[tuple[str, str]]:
     """Parallel sentences from a ``source<TAB>target`` file (as ``make_translation_pairs.py`` writes)."""
     if not path.is_file():

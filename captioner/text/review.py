@@ -18,13 +18,15 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+SPACED_PUNCTUATION = re.compile(r"\s+(?=[.,!?;:)])|(?<=\()\s+")  # "good , but" as tokenised corpora write it
 MAX_SENTENCE_WORDS = 60
 
 
 def split_sentences(text: str, max_words: int = MAX_SENTENCE_WORDS) -> list[str]:
-    """The text's sentences (split after ``.``, ``!`` or ``?``), each cut into pieces of at most ``max_words``."""
+    """The text's sentences (split after ``.``, ``!`` or ``?``), each cut into pieces of at most ``max_words``;
+    punctuation spaced out from its word is put back against it ("good , but" -> "good, but")."""
     pieces = []
-    for sentence in SENTENCE_END.split(text.strip()):
+    for sentence in SENTENCE_END.split(SPACED_PUNCTUATION.sub("", text.strip())):
         words = sentence.split()
         pieces += [" ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
     return pieces
