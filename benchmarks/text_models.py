@@ -10,6 +10,10 @@
    1b. The labels each gives the shipped captioner's captions of the Flickr8k
    validation photos (from scripts/make_translation_pairs.py), mostly plain
    descriptions.
+   1c. With --imdb: full-length reviews, the test half of Maas et al. (2011) (never
+   trained on): accuracy over positive / negative (neutral counts as wrong), all of
+   them, those of 500 words or more, and these again lower-cased with punctuation
+   spaced out, as tokenised corpora write reviews.
 2. Speed: sentences/s on the test split, and one 1,000-word review, each alone.
 3. translate-rnn vs Apertium: BLEU and chrF (sacrebleu) against Apertium's own
    translations (what the model was distilled from) on the shipped captioner's
@@ -25,6 +29,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Table, machine  # noqa: E402
 
-from captioner.text.corpora import read_hutto, read_pairs  # noqa: E402
+from captioner.text.corpora import lower_cased, read_hutto, read_imdb, read_pairs  # noqa: E402
 from captioner.text.metrics import accuracy, macro_f1  # noqa: E402
 from captioner.text.sentiment import LABELS, SentimentClassifier  # noqa: E402
 from captioner.text.shipped import shipped_text_models  # noqa: E402
@@ -110,6 +115,32 @@ def caption_labels_table(captions: Path, model: Path, report: dict) -> Table:
     return table
 
 
+def review_table(imdb: Path, model: Path, report: dict, long_words: int = 500) -> Table:
+    """Accuracy on full-length reviews that take a side: all of the test half, and the long ones."""
+    reviews = [r for r in read_imdb(imdb) if r.split == "test"]
+    long = [r for r in reviews if len(r.text.split()) >= long_words]
+    reviews += [replace(r, text=lower_cased(r.text)) for r in long]
+    gold = ["positive" if r.positive else "negative" for r in reviews]
+    texts = [r.text for r in reviews]
+    rnn = [j.label for j in SentimentClassifier.load(model).judge(texts)]
+    vader = vader_labels(texts)
+    table = Table("1c. Full-length reviews (IMDb test half): accuracy, neutral counting as wrong",
+                  ["reviews", "count", "RNN", "VADER", "RNN neutral", "VADER neutral"], [])
+    report["sentiment"]["reviews"] = []
+    first = len(reviews) - len(long)
+    for name, index in (("all", range(first)),
+                        (f">= {long_words} words", [i for i in range(first) if len(texts[i].split()) >= long_words]),
+                        (f">= {long_words} words, lower-cased", range(first, len(reviews)))):
+        row = {"reviews": name, "count": len(index),
+               "rnn_accuracy": accuracy([gold[i] for i in index], [rnn[i] for i in index]),
+               "vader_accuracy": accuracy([gold[i] for i in index], [vader[i] for i in index]),
+               "rnn_neutral": sum(rnn[i] == "neutral" for i in index) / len(index),
+               "vader_neutral": sum(vader[i] == "neutral" for i in index) / len(index)}
+        table.rows.append(list(row.values()))
+        report["sentiment"]["reviews"].append(row)
+    return table
+
+
 def translation_tables(pairs: Path, models: dict[str, Path], report: dict) -> list[Table]:
     import sacrebleu
 
@@ -146,6 +177,8 @@ def main() -> None:
     parser.add_argument("--hutto", type=Path, default=HUTTO)
     parser.add_argument("--sentiment-model", type=Path, default=None, help="Default: the shipped sentiment-rnn.")
     parser.add_argument("--pairs", type=Path, default=Path("runs/translation-pairs"))
+    parser.add_argument("--imdb", type=Path, default=None,
+                        help="IMDb reviews (SPLIT/{pos,neg}/ID_RATING.txt) to judge whole; see docs/text-models.md.")
     parser.add_argument("--translator", action="append", default=[], metavar="LANG=FOLDER",
                         help="A translate-rnn model to measure (default: the shipped ones).")
     parser.add_argument("--skip-translation", action="store_true")
@@ -161,6 +194,8 @@ def main() -> None:
     captions = args.pairs / "valid-captioner.en.txt"  # written by scripts/make_translation_pairs.py
     if captions.is_file():
         tables.insert(1, caption_labels_table(captions, sentiment_model, report))
+    if args.imdb:
+        tables.insert(len(tables) - 1, review_table(args.imdb, sentiment_model, report))
     if not args.skip_translation:
         models = dict(item.split("=", 1) for item in args.translator) if args.translator else None
         folders = {k: Path(v) for k, v in models.items()} if models else shipped_text_models("translate-rnn")

@@ -2,7 +2,9 @@
 
 The same fields as ``sentiment`` (VADER): ``label``, ``compound`` (a score in [-1, 1])
 and the three class probabilities; plus ``words``, each word of the caption with
-its share of the attention, i.e. which words carried the judgement. The model
+its share of the attention, i.e. which words carried the judgement. A text of more
+than 100 words is read as a review: sentence by sentence, the verdict weighed by a
+head trained on whole reviews, positive or negative unless it is a coin toss. The model
 ships with the package (``assets/postprocessors/sentiment-rnn``);
 ``sentiment-rnn:FOLDER`` uses another one trained with ``scripts/train_sentiment_rnn.py``.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,47 @@ def read_hutto(folder: Path) -> list[RatedSentence]:
             except (IndexError, ValueError):
                 raise CorpusError(f"{path}:{number}: expected id<TAB>rating<TAB>sentence") from None
     return sentences
+
+
+@dataclass(frozen=True)
+class Review:
+    """One full-length review, its side and the split it belongs to."""
+
+    id: str
+    positive: bool
+    rating: int  # the reviewer's stars, 1-10
+    text: str
+    split: str  # train, valid or test
+
+
+IMDB_NAME = re.compile(r"(\d+)_(\d+)\.txt")
+
+
+def read_imdb(folder: Path) -> list[Review]:
+    """Maas et al. (2011) reviews laid out as ``SPLIT/{pos,neg}/ID_RATING.txt``, on one line each.
+
+    ``test`` stays test (its films are not in the training half); every other folder
+    (``train``, and ``val`` where a copy split it off) is split by ``crc32("pos/ID") % 10``:
+    0 valid, else train.
+    """
+    reviews = []
+    for path in sorted(folder.glob("*/*/*.txt")):
+        match, side = IMDB_NAME.fullmatch(path.name), path.parent.name
+        if match is None or side not in ("pos", "neg"):
+            continue
+        review_id = f"{side}/{match[1]}"
+        split = "test" if path.parent.parent.name == "test" else \
+            "valid" if zlib.crc32(review_id.encode()) % 10 == 0 else "train"
+        text = " ".join(path.read_text(encoding="utf-8", errors="replace").replace("<br />", " ").split())
+        reviews.append(Review(review_id, side == "pos", int(match[2]), text, split))
+    if not reviews:
+        raise CorpusError(f"{folder}: no SPLIT/pos/ID_RATING.txt or SPLIT/neg/ID_RATING.txt reviews")
+    return reviews
+
+
+def lower_cased(text: str) -> str:
+    """A text as tokenised, lower-cased corpora write it: ``"Good, but dull."`` -> ``"good , but dull ."``."""
+    return " ".join(re.sub(r'([.,!?;:()"])', r" \1 ", text.lower()).split())
 
 
 def read_pairs(path: Path) -> list[tuple[str, str]]:

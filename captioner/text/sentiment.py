@@ -8,6 +8,7 @@ summed per word, say which words carried the judgement.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -19,6 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .batching import length_batches, pad
 from .lexicon import FEATURES, word_features
 from .model_folder import TextModel
+from .review import ReviewConfig, ReviewHead, ReviewReading, split_sentences
 from .tokenizer import SubwordTokenizer
 
 KIND = "sentiment-rnn"
@@ -32,6 +34,10 @@ class SentimentConfig:
     hidden_dim: int = 128
     dropout: float = 0.3
     lexicon_features: int = FEATURES  # per-word lexicon priors read beside the embedding (0: none)
+    review_hidden: int = 0  # a review head of this size (0: none; every text is read whole, as one sentence)
+    review_bag: int = 64  # the review head's subword embedding size
+    review_words: int = 100  # with a review head, texts of more words are read as reviews, sentence by sentence
+    review_band: float = 0.0  # a review is neutral when |compound| is below this (calibrated on reviews)
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,24 @@ class SentimentRNN(nn.Module):
         self.attention = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
         self.classifier = nn.Linear(2 * hidden, len(LABELS))
         self.regressor = nn.Linear(2 * hidden, 1)
+        review = ReviewConfig(2 * hidden + len(LABELS) + 1, config.vocab_size, config.review_bag, config.review_hidden)
+        self.review = ReviewHead(review) if config.review_hidden else None
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, features: torch.Tensor) -> SentimentOutput:
         """``ids (B, T)`` right-padded with 0, ``lengths (B,)`` >= 1, ``features (B, T, F)``."""
+        pooled, weights = self.encode(ids, lengths, features)
+        pooled = self.dropout(pooled)
+        return SentimentOutput(self.classifier(pooled), torch.tanh(self.regressor(pooled)).squeeze(1), weights)
+
+    def sentence_features(self, pooled: torch.Tensor) -> torch.Tensor:
+        """What the review head reads of each sentence ``(B, 2H + 4)``: pooled state, class probabilities, score."""
+        score = torch.tanh(self.regressor(pooled))
+        return torch.cat([pooled, self.classifier(pooled).softmax(dim=1), score], dim=1)
+
+    def encode(
+        self, ids: torch.Tensor, lengths: torch.Tensor, features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attention-pooled state ``(B, 2H)`` and the attention ``(B, T)``."""
         embedded = torch.cat([self.dropout(self.embedding(ids)), features], dim=2)  # (B, T, E + F)
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         states, _ = self.rnn(packed)
@@ -73,8 +94,7 @@ class SentimentRNN(nn.Module):
         mask = torch.arange(ids.size(1), device=ids.device).unsqueeze(0) < lengths.to(ids.device).unsqueeze(1)
         energy = self.attention(states).squeeze(2).masked_fill(~mask, float("-inf"))  # (B, T)
         weights = energy.softmax(dim=1)
-        pooled = self.dropout(torch.bmm(weights.unsqueeze(1), states).squeeze(1))  # (B, 2H)
-        return SentimentOutput(self.classifier(pooled), torch.tanh(self.regressor(pooled)).squeeze(1), weights)
+        return torch.bmm(weights.unsqueeze(1), states).squeeze(1), weights  # (B, 2H), (B, T)
 
 
 @dataclass(frozen=True)
@@ -106,24 +126,88 @@ class SentimentClassifier(TextModel):
 
     @torch.inference_mode()
     def judge(self, texts: Sequence[str]) -> list[SentimentJudgement]:
-        """One judgement per text, batched by length; an empty text is neutral."""
+        """One judgement per text, batched by length; an empty text is neutral. With a review head, a text
+        of more than ``review_words`` words is judged as a review: sentence by sentence, then as a whole."""
+        config = self.model.config
+        long = [self.model.review is not None and len(t.split()) > config.review_words for t in texts]
+        results = dict(zip([i for i, is_long in enumerate(long) if not is_long],
+                           self._judge_sentences([t for t, is_long in zip(texts, long) if not is_long])))
+        if any(long):
+            results |= zip([i for i, is_long in enumerate(long) if is_long],
+                           self._judge_reviews([t for t, is_long in zip(texts, long) if is_long]))
+        return [results[i] for i in range(len(texts))]
+
+    @torch.inference_mode()
+    def review_readings(self, texts: Sequence[str], chunk: int = 256) -> list[ReviewReading]:
+        """What the review head reads of each text, sentence by sentence (a text may have no sentence)."""
+        readings = []
+        for start in range(0, len(texts), chunk):
+            readings += [self._review_reading(review) for review in self._read_reviews(texts[start : start + chunk])]
+        return readings
+
+    def _review_reading(self, sentences: list[_Reading]) -> ReviewReading:
+        size = 2 * self.model.config.hidden_dim + len(LABELS) + 1
+        features = torch.stack([r.features for r in sentences]) if sentences else torch.zeros(0, size)
+        return ReviewReading(features, [r.ids for r in sentences])
+
+    def _read(self, texts: Sequence[str]) -> list[_Reading | None]:
+        """Each text's sentence features and per-word attention (``None`` for a text with no subword)."""
         inputs = read_inputs(self.tokenizer, texts, self.model.config.lexicon_features)
-        neutral = SentimentJudgement("neutral", 0.0, {label: float(label == "neutral") for label in LABELS}, [])
-        results = [neutral] * len(texts)
+        readings: list[_Reading | None] = [None] * len(texts)
         readable = [i for i, item in enumerate(inputs) if item.ids]
         for positions in length_batches([len(inputs[i].ids) for i in readable]):
             batch = [inputs[readable[p]] for p in positions]
-            out = self.model(*collate(batch, self.model.config.lexicon_features, self.device))
-            per_word = _sum_per_word(out.weights.cpu(), batch)
-            probabilities = out.logits.softmax(dim=1).tolist()
-            scores = out.score.tolist()
+            pooled, weights = self.model.encode(*collate(batch, self.model.config.lexicon_features, self.device))
+            features = self.model.sentence_features(pooled).cpu()
+            per_word = _sum_per_word(weights.cpu(), batch)
             for row, position in enumerate(positions):
-                p = dict(zip(LABELS, probabilities[row]))
-                results[readable[position]] = SentimentJudgement(
-                    label=max(p, key=p.__getitem__), score=scores[row], probabilities=p,
-                    words=list(zip(batch[row].words, per_word[row])),
-                )
+                item = batch[row]
+                readings[readable[position]] = _Reading(features[row], item.ids, list(zip(item.words, per_word[row])))
+        return readings
+
+    def _read_reviews(self, texts: Sequence[str]) -> list[list[_Reading]]:
+        """Each text's readable sentences, read in batches across texts."""
+        sentences = [split_sentences(text) for text in texts]
+        flat = iter(self._read([s for review in sentences for s in review]))
+        return [[r for r in (next(flat) for _ in review) if r is not None] for review in sentences]
+
+    def _judge_sentences(self, texts: Sequence[str]) -> list[SentimentJudgement]:
+        results = []
+        for reading in self._read(texts):
+            if reading is None:
+                results.append(NEUTRAL)
+                continue
+            p = dict(zip(LABELS, reading.features[-len(LABELS) - 1 : -1].tolist()))
+            results.append(SentimentJudgement(max(p, key=p.__getitem__), float(reading.features[-1]), p, reading.words))
         return results
+
+    def _judge_reviews(self, texts: Sequence[str], chunk: int = 64) -> list[SentimentJudgement]:
+        """Reviews ``chunk`` at a time: each sentence read by the sentence model, weighed by the review head."""
+        head, band = self.model.review, self.model.config.review_band
+        assert head is not None
+        results = []
+        for start in range(0, len(texts), chunk):
+            readings = self._read_reviews(texts[start : start + chunk])
+            logits, weights = head([self._review_reading(review) for review in readings])
+            for review, logit, shares in zip(readings, logits.tolist(), weights.cpu().tolist()):
+                compound = math.tanh(logit / 2)  # 2 * P(positive) - 1
+                label = "neutral" if abs(compound) < band else "positive" if compound > 0 else "negative"
+                p = {"negative": (1 - compound) / 2, "neutral": 0.0, "positive": (1 + compound) / 2}
+                words = [(word, share * weight) for r, share in zip(review, shares) for word, weight in r.words]
+                results.append(SentimentJudgement(label, compound, p, words))
+        return results
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One sentence as the sentence model read it."""
+
+    features: torch.Tensor  # (2H + 4,) pooled state, class probabilities, score
+    ids: list[int]
+    words: list[tuple[str, float]]
+
+
+NEUTRAL = SentimentJudgement("neutral", 0.0, {label: float(label == "neutral") for label in LABELS}, [])
 
 
 def read_inputs(tokenizer: SubwordTokenizer, texts: Sequence[str], lexicon_features: int) -> list[SentimentInput]:

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from .batching import pad
 from .corpora import RatedSentence
 from .metrics import macro_f1
+from .review import ReviewHead, ReviewReading
 from .sentiment import LABELS, SentimentClassifier, SentimentConfig, SentimentRNN, collate, read_inputs
 from .tokenizer import SubwordTokenizer
 from .translation import Seq2SeqTranslator, TextTranslator, TranslatorConfig
@@ -124,6 +125,65 @@ def train_sentiment(
         log(f"epoch {epoch}: loss {total / len(batches):.4f}, valid macro-F1 {f1:.4f} ({time.perf_counter() - started:.0f} s)")
     model.load_state_dict(best_state)
     return SentimentClassifier(model.cpu(), tokenizer)
+
+
+@dataclass(frozen=True)
+class ReviewTrainingConfig:
+    """How to train a review head on sentence judgements; ``batch_sentences`` bounds a batch's padded sentences."""
+
+    epochs: int = 10
+    batch_sentences: int = 1_024
+    learning_rate: float = 2e-3
+    warmup_steps: int = 100
+    clip_norm: float = 1.0
+    seed: int = 0
+
+
+def train_review_head(
+    head: ReviewHead, train: Sequence[tuple[ReviewReading, bool]], valid: Sequence[tuple[ReviewReading, bool]],
+    config: ReviewTrainingConfig, log: Log = print,
+) -> float:
+    """Binary cross-entropy on each review's side; ``head`` is left with the epoch of best validation
+    accuracy, which is returned."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    train = [item for item in train if item[0].subwords]
+    sides = torch.tensor([float(positive) for _, positive in train])
+    counts = [len(reading.subwords) for reading, _ in train]
+    steps = len(_batches(counts, config.batch_sentences, random.Random(0)))
+    training = TextTrainingConfig(epochs=config.epochs, learning_rate=config.learning_rate,
+                                  warmup_steps=config.warmup_steps)
+    best_accuracy, best_state = -1.0, copy.deepcopy(head.state_dict())
+    for epoch, optimizer, scheduler in _epochs(head, steps, training):
+        head.train()
+        started, total = time.perf_counter(), 0.0
+        batches = _batches(counts, config.batch_sentences, rng)
+        for batch in batches:
+            logits, _ = head([train[i][0] for i in batch])
+            loss = F.binary_cross_entropy_with_logits(logits, sides[torch.tensor(batch)])
+            _update(head, loss, optimizer, scheduler, config.clip_norm)
+            total += float(loss.detach())
+        logits = review_logits(head, valid)
+        valid_accuracy = sum((logit > 0) == positive for logit, (_, positive) in zip(logits, valid)) / max(len(valid), 1)
+        if valid_accuracy > best_accuracy:
+            best_accuracy, best_state = valid_accuracy, copy.deepcopy(head.state_dict())
+        log(f"epoch {epoch}: loss {total / len(batches):.4f}, valid accuracy {valid_accuracy:.4f} "
+            f"({time.perf_counter() - started:.0f} s)")
+    head.load_state_dict(best_state)
+    return best_accuracy
+
+
+@torch.inference_mode()
+def review_logits(head: ReviewHead, reviews: Sequence[tuple[ReviewReading, bool]], chunk: int = 256) -> list[float]:
+    """The head's positive-vs-negative logit for each review (0 for a review with no sentence)."""
+    head.eval()
+    logits = []
+    for start in range(0, len(reviews), chunk):
+        part = [reading for reading, _ in reviews[start : start + chunk]]
+        readable = [r for r in part if r.subwords]
+        values = iter(head(readable)[0].tolist() if readable else [])
+        logits += [next(values) if r.subwords else 0.0 for r in part]
+    return logits
 
 
 def train_translator(
