@@ -194,19 +194,22 @@ def test_an_encoder_that_breaks_its_declared_feature_dim_is_blamed(captioner_plu
         model.caption(random_photo(1))
 
 
+SHOUTY = (  # a one-off plugin module for a plugins dir: a post-processor that shouts the caption
+    "import captioner\n\n"
+    "class Shout(captioner.PostProcessor):\n"
+    "    '''The caption in capitals.'''\n"
+    "    effect = 'rewrite'\n\n"
+    "    def process(self, results):\n"
+    "        return [r.text.upper() for r in results]\n\n"
+    "@captioner.hookimpl\n"
+    "def register_postprocessors(register):\n"
+    "    register('shout', Shout)\n"
+)
+
+
 def test_a_plugins_dir_loads_one_off_modules_and_reports_clashes_cleanly(tmp_path):
     (tmp_path / "shouty.py").write_text(
-        "import captioner\n\n"
-        "class Shout(captioner.PostProcessor):\n"
-        "    '''The caption in capitals.'''\n"
-        "    effect = 'rewrite'\n\n"
-        "    def process(self, results):\n"
-        "        return [r.text.upper() for r in results]\n\n"
-        "@captioner.hookimpl\n"
-        "def register_postprocessors(register):\n"
-        "    register('shout', Shout)\n"
-        "    register('sentiment', Shout)  # a built-in's name: dropped, 'shout' stays\n"
-    )
+        SHOUTY + "    register('sentiment', Shout)  # a built-in's name: dropped, 'shout' stays\n")
     (tmp_path / "broken.py").write_text("import not_a_module_xyz\n")
     plugins = plugins_json({"CAPTIONER_PLUGINS_DIR": str(tmp_path)})
     assert plugins["shouty"]["registered"] == {"postprocessors": ["shout"]}
@@ -326,16 +329,7 @@ def test_each_spec_keeps_its_own_output(captioner_plugin):
 def test_plugins_dirs_several_a_shadowed_file_and_debug_tracebacks(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
-    (first / "shouty.py").write_text(
-        "import captioner\n\n"
-        "class Shout(captioner.PostProcessor):\n"
-        "    effect = 'rewrite'\n\n"
-        "    def process(self, results):\n"
-        "        return [r.text.upper() for r in results]\n\n"
-        "@captioner.hookimpl\n"
-        "def register_postprocessors(register):\n"
-        "    register('shout', Shout)\n"
-    )
+    (first / "shouty.py").write_text(SHOUTY)
     (second / "sentiment.py").write_text("raise RuntimeError('never imported')\n")
     (second / "broken.py").write_text("def helper():\n    raise RuntimeError('my bug')\n\nhelper()\n")
     plugins = plugins_json({"CAPTIONER_PLUGINS_DIR": os.pathsep.join([str(first), str(second)])})
