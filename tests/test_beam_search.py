@@ -7,7 +7,7 @@ import torch
 
 from captioner import DecodingOptions, create_decoder
 from captioner.decoding import beam_search, sample
-from captioner.decoding.constraints import banned_ngram_mask
+from captioner.decoding.constraints import banned_ngram_mask, constrain
 from captioner.encoder import EncoderOutput
 
 from reference_search import reference_beam_search
@@ -134,6 +134,15 @@ def test_no_repeat_ngram_mask():
     assert mask[0].nonzero().flatten().tolist() == [5]  # "4 5" seen, last token is 4
     assert not mask[1].any()
     assert banned_ngram_mask(sequences, 1, 8)[1].nonzero().flatten().tolist() == [4, 5, 6]
+
+
+def test_a_row_with_every_token_ruled_out_may_still_end():
+    logprobs = torch.log_softmax(torch.tensor([[0.5, 1.0, 2.0, 0.1, 0.3], [0.2, 0.4, 1.5, 0.7, 0.9]]), dim=1)
+    expected_end = logprobs[0, 2].item()
+    sequences = torch.tensor([[3, 4], [3, 3]])  # row 0 has said every token that is not banned
+    out = constrain(logprobs, sequences, step=1, min_length=1, no_repeat_ngram_size=1, end_id=2, banned_ids=(0, 1))
+    assert out[0].tolist() == [float("-inf")] * 2 + [expected_end] + [float("-inf")] * 2  # stuck: it may end
+    assert torch.isinf(out[1, [0, 1, 2, 3]]).all() and torch.isfinite(out[1, 4])  # too short to end, 4 still open
 
 
 def test_no_repeat_ngram_in_captions():

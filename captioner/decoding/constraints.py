@@ -65,19 +65,20 @@ def constrain(
     end_id: int,
     banned_ids: Sequence[int],
 ) -> torch.Tensor:
-    """Apply banned tokens, minimum length and n-gram blocking to ``(R, V)`` log-probs.
+    """Apply banned tokens, minimum length and n-gram blocking to ``(R, V)`` log-probs, in place.
 
+    ``logprobs`` must be the caller's own tensor (:func:`step_logprobs` makes a fresh
+    one each step): it is changed and returned, sparing an ``(R, V)`` copy a step.
     ``step`` is 1 for the first generated token. A row left with no allowed token
     may still end, so no search ever runs out of choices.
     """
     end_logprob = logprobs[:, end_id].clone()
-    out = logprobs.clone()
     if banned_ids:
-        out[:, list(banned_ids)] = NEG_INF
+        logprobs[:, list(banned_ids)] = NEG_INF
     if step <= min_length:
-        out[:, end_id] = NEG_INF
+        logprobs[:, end_id] = NEG_INF
     if no_repeat_ngram_size:
-        out.masked_fill_(banned_ngram_mask(sequences, no_repeat_ngram_size, out.size(1)), NEG_INF)
-    stuck = torch.isinf(out).all(dim=1)
-    out[:, end_id] = torch.where(stuck, end_logprob, out[:, end_id])
-    return out
+        logprobs.masked_fill_(banned_ngram_mask(sequences, no_repeat_ngram_size, logprobs.size(1)), NEG_INF)
+    stuck = logprobs.amax(dim=1) == NEG_INF  # every token ruled out: one reduction, no (R, V) mask
+    logprobs[:, end_id] = torch.where(stuck, end_logprob, logprobs[:, end_id])
+    return logprobs
