@@ -255,7 +255,7 @@ def test_required_words_take_over_what_they_replace_and_stay_out_of_compounds():
     logprobs = torch.log_softmax(torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.5, 2.0]] * 3), dim=1)  # (3 rows, V=6)
     constraints = make_constraints([[[4]]], 6, banned=[(5,)], replaces=[[5]], nouns=(3, 4))
     previous = torch.tensor([1, 3, 4])  # after <start>, after a noun, after the required word
-    out = constraints.logprobs(logprobs, torch.zeros(3, dtype=torch.long), previous)
+    out = constraints.for_rows(torch.zeros(3, dtype=torch.long)).logprobs(logprobs, previous)
     p = logprobs.exp()
     assert float(out[0, 4]) == pytest.approx(math.log(p[0, 4] + p[0, 5]))  # "cat" where it wanted "dog"
     assert out[0, 5] == -math.inf  # the replaced word is banned
@@ -267,7 +267,7 @@ def test_added_tokens_borrow_their_source_and_are_said_only_where_required():
     decoder, features = random_problem(4, "attention_lstm", vocab_size=9, batch=2)
     constraints = make_constraints([[[9]], []], 9, banned=[(), (9,)], sources=[5])  # token 9 is added, like 5
     logprobs = torch.log_softmax(torch.randn(2, 9), dim=1)
-    out = constraints.logprobs(logprobs, torch.tensor([0, 1]), torch.tensor([1, 1]))
+    out = constraints.for_rows(torch.tensor([0, 1])).logprobs(logprobs, torch.tensor([1, 1]))
     assert out[0, 9] == logprobs[0, 5] and out[1, 9] == -math.inf
     assert constraints.decoder_inputs(torch.tensor([9, 5, 4])).tolist() == [5, 5, 4]
     options = DecodingOptions(beam_size=3, max_length=7, n_best=3)

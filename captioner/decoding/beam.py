@@ -74,6 +74,7 @@ def beam_search(
     no_slots = torch.empty(batch, 0, 1, dtype=torch.long, device=device)
     required = constraints.required if constraints is not None else no_slots  # (B, C, S)
 
+    row_constraints = constraints.for_rows(row_image) if constraints is not None else None
     state = decoder.reorder_state(start_state, row_image)
     tokens = torch.full((n_groups * k,), start_id, dtype=torch.long, device=device)
     sequences = torch.empty(n_groups * k, 0, dtype=torch.long, device=device)
@@ -93,8 +94,8 @@ def beam_search(
     for step in range(1, max_length + 1):
         inputs = constraints.decoder_inputs(tokens) if constraints is not None else tokens
         out = decoder.step(inputs, state)
-        lexical = None if constraints is None else (  # this step's rows and tokens, bound now
-            lambda logprobs, rows=row_image, previous=tokens: constraints.logprobs(logprobs, rows, previous))
+        lexical = None if row_constraints is None else (  # this step's tokens, bound now
+            lambda logprobs, previous=tokens: row_constraints.logprobs(logprobs, previous))
         logprobs = step_logprobs(out.logits, sequences, options, step=step, end_id=end_id, banned_ids=banned_ids,
                                  dtype=dtype, adjust=lexical)  # (G*k, V)
         vocab = logprobs.size(1)

@@ -87,27 +87,51 @@ class LexicalConstraints:
         added = tokens >= vocab
         return torch.where(added, self.sources[(tokens - vocab).clamp(min=0)], tokens)
 
-    def logprobs(self, logprobs: torch.Tensor, row_image: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    def for_rows(self, row_image: torch.Tensor) -> RowConstraints:
+        """The constraints of a search's rows (``row_image (R,)``: the image of each row),
+        gathered once per search rather than at every step."""
+        required = self.required.index_select(0, row_image).flatten(1)  # (R, C*S)
+        return RowConstraints(
+            required=required,
+            columns=torch.where(required >= 0, required, self.banned.size(1)),
+            plural=self.plural[required.clamp(min=0)],
+            replaces=self.replaces.index_select(0, row_image),
+            banned=self.banned.index_select(0, row_image),
+            sources=self.sources,
+            nouns=self.nouns,
+        )
+
+
+@dataclass(frozen=True)
+class RowConstraints:
+    """:class:`LexicalConstraints` laid out per search row (``R`` rows, ``V+A`` tokens)."""
+
+    required: torch.Tensor  # (R, C*S) required tokens, -1 pads
+    columns: torch.Tensor  # (R, C*S) where each goes: its token, or a spare last column for a pad
+    plural: torch.Tensor  # (R, C*S) required tokens that take nothing over
+    replaces: torch.Tensor  # (R, P)
+    banned: torch.Tensor  # (R, V+A)
+    sources: torch.Tensor  # (A,)
+    nouns: torch.Tensor  # (V+A,)
+
+    def logprobs(self, logprobs: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """``(R, V)`` decoder log-probs -> ``(R, V+A)`` with added tokens, replacements and bans.
 
-        ``row_image (R,)`` is the image of every row and ``previous (R,)`` the token
-        each row said last. Each required token's log-prob becomes the log of its own
-        probability plus that of the tokens it replaces.
+        ``previous (R,)`` is the token each row said last. Each required token's
+        log-prob becomes the log of its own probability plus that of the tokens it
+        replaces.
         """
         if self.sources.numel():
             logprobs = torch.cat([logprobs, logprobs[:, self.sources]], dim=1)
-        required = self.required.index_select(0, row_image).flatten(1)  # (R, C*S)
-        replaces = self.replaces.index_select(0, row_image)  # (R, P)
-        out = logprobs.masked_fill(self.banned.index_select(0, row_image), NEG_INF)
-        replaced = logprobs.gather(1, replaces.clamp(min=0)).masked_fill(replaces < 0, NEG_INF)  # (R, P)
-        own = logprobs.gather(1, required.clamp(min=0))  # (R, C*S)
+        out = logprobs.masked_fill(self.banned, NEG_INF)
+        replaced = logprobs.gather(1, self.replaces.clamp(min=0)).masked_fill(self.replaces < 0, NEG_INF)  # (R, P)
+        own = logprobs.gather(1, self.required.clamp(min=0))  # (R, C*S)
         merged = torch.cat([own.unsqueeze(2), replaced.unsqueeze(1).expand(-1, own.size(1), -1)], dim=2).logsumexp(2)
-        merged = torch.where(self.plural[required.clamp(min=0)], own, merged)
+        merged = torch.where(self.plural, own, merged)
         merged = merged.masked_fill(self.nouns[previous].unsqueeze(1), NEG_INF)  # never right after a noun
-        # Scatter into a spare last column where the slot is padding: no data-dependent shapes, no device sync.
-        columns = torch.where(required >= 0, required, out.size(1))
-        out = torch.cat([out, out.new_zeros(out.size(0), 1)], dim=1).scatter(1, columns, merged)[:, :-1]
-        after_required = (required == previous.unsqueeze(1)).any(dim=1)  # (R,)
+        # Scatter into the spare last column where the slot is padding: no data-dependent shapes, no device sync.
+        out = torch.cat([out, out.new_zeros(out.size(0), 1)], dim=1).scatter(1, self.columns, merged)[:, :-1]
+        after_required = (self.required == previous.unsqueeze(1)).any(dim=1)  # (R,)
         return out.masked_fill(after_required.unsqueeze(1) & self.nouns, NEG_INF)
 
 
