@@ -1,12 +1,13 @@
 """``translate-rnn:LANG``: the caption translated by a recurrent encoder-decoder with attention.
 
-Trained by distilling Apertium (see ``scripts/make_translation_pairs.py``) but
-needing nothing beyond the package to run: the models ship in
-``assets/postprocessors/translate-rnn-LANG``. The translation is written by the
-same batched beam search as the captions. ``extras["translate-rnn:LANG"]`` holds
-the attention between the English and the translated words (``source``,
-``target``, ``weights``: one row per target word) for texts of up to
-:data:`MAX_ATTENTION_WORDS` words. ``translate-rnn:FOLDER`` uses a model trained
+German and French learned from human translations (Multi30k, see
+``scripts/make_multi30k_pairs.py``); Spanish and Catalan imitate Apertium (see
+``scripts/make_translation_pairs.py``). None needs anything beyond the package to
+run: the models ship in ``assets/postprocessors/translate-rnn-LANG``. The
+translation is written by the same batched beam search as the captions.
+``extras["translate-rnn:LANG"]`` holds the attention between the English and the
+translated words (``source``, ``target``, ``weights``: one row per target word) for
+texts of up to :data:`MAX_ATTENTION_WORDS` words. ``translate-rnn:FOLDER`` uses a model trained
 with ``scripts/train_translate_rnn.py``.
 """
 

@@ -1,7 +1,14 @@
-"""Train a translate-rnn model on the Apertium-distilled pairs of make_translation_pairs.py.
+"""Train a translate-rnn model on sentence pairs: Multi30k's human translations or Apertium-distilled ones.
+
+    python scripts/make_multi30k_pairs.py --multi30k PATH/TO/multi30k-dataset --out runs/multi30k de
+    python scripts/train_translate_rnn.py --pairs runs/multi30k --language de --valid-split val \
+        --data multi30k --out assets/postprocessors/translate-rnn-de
 
     python scripts/train_translate_rnn.py --pairs runs/translation-pairs --language es \
         --out assets/postprocessors/translate-rnn-es
+
+``--pairs DIR`` holds ``train.LANG.tsv`` (and ``VALID_SPLIT.LANG.tsv`` with
+``--valid-split``; without it 2,000 training pairs are held out to pick the epoch).
 """
 
 from __future__ import annotations
@@ -18,6 +25,12 @@ from captioner.text.training import TextTrainingConfig, train_translator
 from captioner.text.translation import TranslatorConfig
 
 HELD_OUT = 2_000
+DATA = {
+    "apertium": "Apertium eng-{language} translations of the Flickr8k training captions, the shipped captioner's "
+                "captions of the training photos, the Hutto and Gilbert (2014) sentences and ImageNet class words",
+    "multi30k": "Multi30k (Elliott et al. 2016) training split: 29,000 Flickr30k descriptions translated by people, "
+                "half of the English in caption style (lower-case start, no full stop)",
+}
 
 
 def main() -> None:
@@ -25,24 +38,37 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--language", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--valid-split", help="Pick the epoch on DIR/VALID_SPLIT.LANG.tsv instead of held-out pairs")
+    parser.add_argument("--data", choices=sorted(DATA), default="apertium", help="What the pairs are (model card)")
     parser.add_argument("--vocab-size", type=int, default=6_000)
+    parser.add_argument("--embed-dim", type=int, default=TranslatorConfig.embed_dim)
+    parser.add_argument("--encoder-dim", type=int, default=TranslatorConfig.encoder_dim)
+    parser.add_argument("--decoder-dim", type=int, default=TranslatorConfig.decoder_dim)
+    parser.add_argument("--dropout", type=float, default=TranslatorConfig.dropout)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-tokens", type=int, default=3_000)
+    parser.add_argument("--learning-rate", type=float, default=TextTrainingConfig.learning_rate)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
     torch.set_num_threads(min(torch.get_num_threads(), 2) if args.device == "cpu" else torch.get_num_threads())
     pairs = read_pairs(args.pairs / f"train.{args.language}.tsv")
-    random.Random(0).shuffle(pairs)
-    train, valid = pairs[HELD_OUT:], pairs[:HELD_OUT]  # held-out pairs pick the epoch; validation sets stay unseen
+    if args.valid_split:
+        train, valid = pairs, read_pairs(args.pairs / f"{args.valid_split}.{args.language}.tsv")
+    else:
+        random.Random(0).shuffle(pairs)
+        train, valid = pairs[HELD_OUT:], pairs[:HELD_OUT]  # held-out pairs pick the epoch; validation sets stay unseen
     tokenizer = SubwordTokenizer.train([text for pair in train for text in pair], args.vocab_size)
-    model_config = TranslatorConfig(vocab_size=tokenizer.vocab_size)
-    config = TextTrainingConfig(epochs=args.epochs, batch_tokens=args.batch_tokens, device=args.device)
+    model_config = TranslatorConfig(
+        vocab_size=tokenizer.vocab_size, embed_dim=args.embed_dim, encoder_dim=args.encoder_dim,
+        decoder_dim=args.decoder_dim, dropout=args.dropout,
+    )
+    config = TextTrainingConfig(epochs=args.epochs, batch_tokens=args.batch_tokens,
+                                learning_rate=args.learning_rate, device=args.device)
     metadata = {
         "source": "en",
         "target": args.language,
-        "data": "Apertium eng-%s translations of the Flickr8k training captions, the shipped captioner's captions "
-                "of the training photos, the Hutto and Gilbert (2014) sentences and ImageNet class words" % args.language,
+        "data": DATA[args.data].format(language=args.language),
         "train_pairs": len(train),
     }
     train_translator(train, valid, tokenizer, model_config, config,

@@ -9,8 +9,8 @@ from ..postprocessing import parse_spec
 from ..results import CaptionResult
 
 ENGLISH = "en"
-NAMES = {"en": "English", "es": "Español (Spanish)", "ca": "Català (Catalan)", "gl": "Galego (Galician)",
-         "eo": "Esperanto"}
+NAMES = {"en": "English", "de": "Deutsch (German)", "fr": "Français (French)", "es": "Español (Spanish)",
+         "ca": "Català (Catalan)", "gl": "Galego (Galician)", "eo": "Esperanto"}
 # Apertium first where it is installed; our own RNN translators work without it.
 ENGINES = ("translate", "translate-rnn")
 

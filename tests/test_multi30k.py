@@ -1,0 +1,64 @@
+"""Making Multi30k pairs and training a translator on them, on a tiny Multi30k-shaped folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from captioner.text.corpora import read_pairs
+from captioner.text.translation import TextTranslator
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+ENGLISH = ["A dog runs.", "A cat sleeps.", "Two dogs run.", "A red cat sleeps.", "A dog sleeps.", "Two cats run."]
+GERMAN = ["Ein Hund rennt.", "Eine Katze schläft.", "Zwei Hunde rennen.", "Eine rote Katze schläft.",
+          "Ein Hund schläft.", "Zwei Katzen rennen."]
+
+
+def write_multi30k(root: Path) -> Path:
+    raw = root / "data" / "task1" / "raw"
+    raw.mkdir(parents=True)
+    for split, count in (("train", 6), ("val", 2), ("test_2016_flickr", 2)):
+        for language, lines in (("en", ENGLISH), ("de", GERMAN)):
+            with gzip.open(raw / f"{split}.{language}.gz", "wt", encoding="utf-8") as file:
+                file.write("".join(f"{line}\n" for line in (lines * 20)[: count * (10 if split == "train" else 1)]))
+    return root
+
+
+def test_pairs_are_written_per_split_with_half_the_training_english_in_caption_style(tmp_path):
+    multi30k = write_multi30k(tmp_path / "multi30k")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "make_multi30k_pairs.py"), "--multi30k", str(multi30k),
+                           "--out", str(tmp_path / "pairs"), "de", "fr"], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["train.de.tsv: 60 pairs", "val.de.tsv: 2 pairs",
+                                        "test_2016_flickr.de.tsv: 2 pairs"]  # no French files: nothing for fr
+    train = read_pairs(tmp_path / "pairs" / "train.de.tsv")
+    assert [german for _, german in train] == (GERMAN * 10)[:60]
+    styled = {english for english, _ in train} - set(ENGLISH)
+    assert styled and styled < {"a dog runs", "a cat sleeps", "two dogs run", "a red cat sleeps", "a dog sleeps",
+                                "two cats run"}  # lower-case start, no full stop, for some of the sentences
+    assert read_pairs(tmp_path / "pairs" / "val.de.tsv") == list(zip(ENGLISH[:2], GERMAN[:2]))  # left as written
+
+
+def test_a_missing_language_file_is_named(tmp_path):
+    multi30k = write_multi30k(tmp_path / "multi30k")
+    (multi30k / "data" / "task1" / "raw" / "val.de.gz").write_bytes(gzip.compress(b"Ein Hund.\n"))
+    done = subprocess.run([sys.executable, str(SCRIPTS / "make_multi30k_pairs.py"), "--multi30k", str(multi30k),
+                           "--out", str(tmp_path / "pairs"), "de"], capture_output=True, text=True)
+    assert done.returncode != 0 and "val: 2 English lines but 1 de lines" in done.stderr
+
+
+def test_training_picks_the_epoch_on_the_given_split_and_says_what_the_data_is(tmp_path):
+    multi30k = write_multi30k(tmp_path / "multi30k")
+    subprocess.run([sys.executable, str(SCRIPTS / "make_multi30k_pairs.py"), "--multi30k", str(multi30k),
+                    "--out", str(tmp_path / "pairs"), "de"], capture_output=True, check=True)
+    subprocess.run([sys.executable, str(SCRIPTS / "train_translate_rnn.py"), "--pairs", str(tmp_path / "pairs"),
+                    "--language", "de", "--valid-split", "val", "--data", "multi30k", "--vocab-size", "300",
+                    "--embed-dim", "16", "--encoder-dim", "16", "--decoder-dim", "32", "--epochs", "2",
+                    "--out", str(tmp_path / "model")], capture_output=True, text=True, check=True)
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["hparams"]["decoder_dim"] == 32 and config["metadata"]["target"] == "de"
+    assert config["metadata"]["train_pairs"] == 60 and config["metadata"]["data"].startswith("Multi30k")
+    translator = TextTranslator.load(tmp_path / "model")
+    assert translator.target_language == "de" and len(translator.translate(["a dog runs"])) == 1
