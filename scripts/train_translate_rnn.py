@@ -7,8 +7,11 @@
     python scripts/train_translate_rnn.py --pairs runs/translation-pairs --language es \
         --out assets/postprocessors/translate-rnn-es
 
-``--pairs DIR`` holds ``train.LANG.tsv`` (and ``VALID_SPLIT.LANG.tsv`` with
+``--pairs DIR`` holds ``train.LANG.tsv`` (or ``--train-split``'s file) (and ``VALID_SPLIT.LANG.tsv`` with
 ``--valid-split``; without it 2,000 training pairs are held out to pick the epoch).
+``--init FOLDER`` continues training a saved model (its tokenizer and sizes), for
+example a few epochs at a lower learning rate with ``--average-last`` (checkpoint
+averaging).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 from captioner.text.corpora import read_pairs
 from captioner.text.tokenizer import SubwordTokenizer
 from captioner.text.training import TextTrainingConfig, train_translator
-from captioner.text.translation import TranslatorConfig
+from captioner.text.translation import TextTranslator, TranslatorConfig
 
 HELD_OUT = 2_000
 DATA = {
@@ -30,6 +33,9 @@ DATA = {
                 "captions of the training photos, the Hutto and Gilbert (2014) sentences and ImageNet class words",
     "multi30k": "Multi30k (Elliott et al. 2016) training split: 29,000 Flickr30k descriptions translated by people, "
                 "half of the English in caption style (lower-case start, no full stop)",
+    "multi30k-copy": "Multi30k (Elliott et al. 2016) training split: 29,000 Flickr30k descriptions translated by "
+                     "people, half of the English in caption style (lower-case start, no full stop), plus copies in "
+                     "which an everyday object is replaced on both sides by an ImageNet class word",
 }
 
 
@@ -38,6 +44,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--language", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--train-split", default="train", help="Train on DIR/TRAIN_SPLIT.LANG.tsv")
     parser.add_argument("--valid-split", help="Pick the epoch on DIR/VALID_SPLIT.LANG.tsv instead of held-out pairs")
     parser.add_argument("--data", choices=sorted(DATA), default="apertium", help="What the pairs are (model card)")
     parser.add_argument("--vocab-size", type=int, default=6_000)
@@ -48,30 +55,37 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-tokens", type=int, default=3_000)
     parser.add_argument("--learning-rate", type=float, default=TextTrainingConfig.learning_rate)
+    parser.add_argument("--init", type=Path, help="Continue from this saved translate-rnn model")
+    parser.add_argument("--average-last", type=int, default=0,
+                        help="Also try the mean of the last N epochs' weights; kept if its validation loss is lower")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
     torch.set_num_threads(min(torch.get_num_threads(), 2) if args.device == "cpu" else torch.get_num_threads())
-    pairs = read_pairs(args.pairs / f"train.{args.language}.tsv")
+    pairs = read_pairs(args.pairs / f"{args.train_split}.{args.language}.tsv")
     if args.valid_split:
         train, valid = pairs, read_pairs(args.pairs / f"{args.valid_split}.{args.language}.tsv")
     else:
         random.Random(0).shuffle(pairs)
         train, valid = pairs[HELD_OUT:], pairs[:HELD_OUT]  # held-out pairs pick the epoch; validation sets stay unseen
-    tokenizer = SubwordTokenizer.train([text for pair in train for text in pair], args.vocab_size)
-    model_config = TranslatorConfig(
-        vocab_size=tokenizer.vocab_size, embed_dim=args.embed_dim, encoder_dim=args.encoder_dim,
-        decoder_dim=args.decoder_dim, dropout=args.dropout,
-    )
-    config = TextTrainingConfig(epochs=args.epochs, batch_tokens=args.batch_tokens,
-                                learning_rate=args.learning_rate, device=args.device)
+    start = TextTranslator.load(args.init) if args.init else None
+    if start is not None:
+        tokenizer, model_config = start.tokenizer, start.model.config
+    else:
+        tokenizer = SubwordTokenizer.train([text for pair in train for text in pair], args.vocab_size)
+        model_config = TranslatorConfig(
+            vocab_size=tokenizer.vocab_size, embed_dim=args.embed_dim, encoder_dim=args.encoder_dim,
+            decoder_dim=args.decoder_dim, dropout=args.dropout,
+        )
+    config = TextTrainingConfig(epochs=args.epochs, batch_tokens=args.batch_tokens, learning_rate=args.learning_rate,
+                                average_last=args.average_last, device=args.device)
     metadata = {
         "source": "en",
         "target": args.language,
         "data": DATA[args.data].format(language=args.language),
         "train_pairs": len(train),
     }
-    train_translator(train, valid, tokenizer, model_config, config,
+    train_translator(train, valid, tokenizer, model_config, config, start=start.model if start else None,
                      on_best=lambda best: best.save(args.out, metadata=metadata))  # saved after every better epoch
     print(f"saved {args.out}")
 

@@ -54,3 +54,29 @@ def test_side_by_side_times_each_variant_from_its_own_checkout():
     bad = subprocess.run([sys.executable, "benchmarks/side_by_side.py", "--variant", "nonsense"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "NAME=CHECKOUT" in bad.stderr
+
+
+def test_multi30k_benchmark_scores_the_shipped_translator_as_the_task_did(tmp_path):
+    pairs = [("A dog runs through the snow.", "Ein Hund rennt durch den Schnee."),
+             ("Two men are playing soccer.", "Zwei Männer spielen Fußball."),
+             ("A woman's red bag.", "Die rote Tasche einer Frau.")]
+    (tmp_path / "test_2016_flickr.de.tsv").write_text("".join(f"{en}\t{de}\n" for en, de in pairs))
+    output = tmp_path / "multi30k.json"
+    done = subprocess.run([sys.executable, "benchmarks/multi30k.py", "--pairs", str(tmp_path), "--translator",
+                           f"de={ROOT / 'assets' / 'postprocessors' / 'translate-rnn-de'}", "--sets", "test_2016_flickr",
+                           "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(output.read_text())
+    [row] = report["quality"]  # no Apertium way from English to German
+    assert row["system"] == "translate-rnn" and row["sentences"] == 3 and 0 < row["chrf"] <= 100
+    assert 0 <= row["bleu"] <= 100 and (row["meteor"] is None or 0 < row["meteor"] <= 100)
+    assert [s["count"] for s in report["speed"]] == [3] and report["speed"][0]["per_s"] > 0
+    assert "BLEU as the task scored it" in done.stdout
+
+
+def test_task_tokenisation_rebuilds_the_multi30k_references():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from multi30k import task_tokenised
+
+    assert task_tokenised(["Un chien, d'un homme (âgé)."], "fr") == ["un chien , d&apos; un homme ( âgé ) ."]
+    assert task_tokenised(["Ein Schwarz-Weiß-Foto."], "de") == ["ein schwarz-weiß-foto ."]

@@ -11,6 +11,9 @@ from pathlib import Path
 from captioner.text.corpora import read_pairs
 from captioner.text.translation import TextTranslator
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from make_multi30k_pairs import copy_noun_pairs  # noqa: E402
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 ENGLISH = ["A dog runs.", "A cat sleeps.", "Two dogs run.", "A red cat sleeps.", "A dog sleeps.", "Two cats run."]
 GERMAN = ["Ein Hund rennt.", "Eine Katze schläft.", "Zwei Hunde rennen.", "Eine rote Katze schläft.",
@@ -41,6 +44,19 @@ def test_pairs_are_written_per_split_with_half_the_training_english_in_caption_s
     assert read_pairs(tmp_path / "pairs" / "val.de.tsv") == list(zip(ENGLISH[:2], GERMAN[:2]))  # left as written
 
 
+def test_copy_pairs_carry_a_class_word_over_where_an_object_is_named_once_on_each_side():
+    pairs = [("A dog runs.", "Ein Hund rennt."), ("Two dogs run.", "Zwei Hunde rennen."),
+             ("A dog and a dog.", "Ein Hund und ein Hund."), ("a man rides a horse", "Ein Mann reitet ein Pferd.")]
+    made = copy_noun_pairs(pairs, "de", copies=2)
+    assert len(made) == 4  # two for each usable pair: "dogs"/"Hunde" is no anchor, and two dogs are ambiguous
+    for (english, german), (source, _) in zip(made, [pairs[0], pairs[0], pairs[3], pairs[3]]):
+        [word] = [w for w in english.split() if w not in source.split()]
+        assert word.strip(".") in german.replace(".", "").split() and "Hund" not in german and "Pferd" not in german
+    assert made[0][0] != made[1][0]  # two different words
+    french = copy_noun_pairs([("A dog runs.", "Un chien court.")], "fr", copies=1)
+    assert len(french) == 1 and french[0][0].split()[1] == french[0][1].split()[1]
+
+
 def test_a_missing_language_file_is_named(tmp_path):
     multi30k = write_multi30k(tmp_path / "multi30k")
     (multi30k / "data" / "task1" / "raw" / "val.de.gz").write_bytes(gzip.compress(b"Ein Hund.\n"))
@@ -62,3 +78,11 @@ def test_training_picks_the_epoch_on_the_given_split_and_says_what_the_data_is(t
     assert config["metadata"]["train_pairs"] == 60 and config["metadata"]["data"].startswith("Multi30k")
     translator = TextTranslator.load(tmp_path / "model")
     assert translator.target_language == "de" and len(translator.translate(["a dog runs"])) == 1
+    continued = subprocess.run(
+        [sys.executable, str(SCRIPTS / "train_translate_rnn.py"), "--pairs", str(tmp_path / "pairs"), "--language", "de",
+         "--valid-split", "val", "--data", "multi30k", "--init", str(tmp_path / "model"), "--epochs", "2",
+         "--average-last", "2", "--learning-rate", "1e-3", "--out", str(tmp_path / "continued")],
+        capture_output=True, text=True, check=True)
+    assert continued.stdout.startswith("start: valid loss ") and "mean of the last 2 epochs, valid loss" in continued.stdout
+    again = TextTranslator.load(tmp_path / "continued")  # the start's sizes and subwords, whatever the defaults
+    assert again.model.config == translator.model.config and again.tokenizer.vocab_size == translator.tokenizer.vocab_size

@@ -6,6 +6,7 @@ import copy
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class TextTrainingConfig:
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
     balance_classes: bool = False  # weight each class by 1 / its frequency (sentiment: for macro-F1)
+    average_last: int = 0  # translation: also try the mean of the last epochs' weights (kept if validation says so)
     seed: int = 0
     device: str = "cpu"
 
@@ -189,14 +191,23 @@ def review_logits(head: ReviewHead, reviews: Sequence[tuple[ReviewReading, bool]
 def train_translator(
     train: Sequence[tuple[str, str]], valid: Sequence[tuple[str, str]], tokenizer: SubwordTokenizer,
     model_config: TranslatorConfig, config: TextTrainingConfig, log: Log = print,
-    on_best: Callable[[TextTranslator], None] | None = None,
+    on_best: Callable[[TextTranslator], None] | None = None, start: Seq2SeqTranslator | None = None,
 ) -> TextTranslator:
     """Teacher-forced cross-entropy with label smoothing; the epoch with the lowest validation loss is
-    kept (and handed to ``on_best`` as soon as it is found)."""
+    kept (and handed to ``on_best`` as soon as it is found).
+
+    ``start`` continues from a trained model (same config and tokenizer); its validation loss is
+    logged for comparison, and the best of the new epochs is kept (a continuation on other data,
+    as ``--train-split train-copy`` is, may trade some validation loss for what the data teaches).
+    With ``config.average_last`` = N > 1, the mean of the last N epochs' weights (checkpoint
+    averaging) is scored too, and kept if its validation loss is lower still.
+    """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     device = torch.device(config.device)
     model = Seq2SeqTranslator(model_config).to(device)
+    if start is not None:
+        model.load_state_dict(start.state_dict())
 
     def encode(pairs: Sequence[tuple[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
         sources = [e.ids for e in tokenizer.encode([s for s, _ in pairs])]
@@ -217,8 +228,26 @@ def train_translator(
     lengths = [max(len(s), len(t) + 1) for s, t in zip(sources, targets)]
     valid_batches = _batches([max(len(s), len(t) + 1) for s, t in zip(valid_sources, valid_targets)],
                              config.batch_tokens, random.Random(0))
+
+    def validation_loss() -> float:
+        model.eval()
+        with torch.inference_mode():
+            total = sum(float(loss_of(valid_sources, valid_targets, b, 0.0)) * len(b) for b in valid_batches)
+        return total / max(len(valid), 1)
+
+    def keep_if_better(loss: float, what: str) -> None:
+        nonlocal best_loss, best_state
+        if loss < best_loss:
+            best_loss, best_state = loss, copy.deepcopy(model.state_dict())
+            if on_best is not None:
+                on_best(TextTranslator(model, tokenizer))
+        log(f"{what}, valid loss {loss:.4f}")
+
     steps = len(_batches(lengths, config.batch_tokens, random.Random(0)))
     best_loss, best_state = math.inf, copy.deepcopy(model.state_dict())
+    if start is not None:
+        log(f"start: valid loss {validation_loss():.4f}")
+    last_states: deque[dict[str, torch.Tensor]] = deque(maxlen=max(config.average_last, 1))
     for epoch, optimizer, scheduler in _epochs(model, steps, config):
         model.train()
         started, total = time.perf_counter(), 0.0
@@ -227,15 +256,12 @@ def train_translator(
             loss = loss_of(sources, targets, batch, config.label_smoothing)
             _update(model, loss, optimizer, scheduler, config.clip_norm)
             total += float(loss.detach())
-        model.eval()
-        with torch.inference_mode():
-            valid_loss = sum(float(loss_of(valid_sources, valid_targets, b, 0.0)) * len(b) for b in valid_batches)
-        valid_loss /= max(len(valid), 1)
-        if valid_loss < best_loss:
-            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
-            if on_best is not None:
-                on_best(TextTranslator(model, tokenizer))
-        log(f"epoch {epoch}: loss {total / len(batches):.4f}, valid loss {valid_loss:.4f} "
-            f"({time.perf_counter() - started:.0f} s)")
+        last_states.append(copy.deepcopy(model.state_dict()))
+        keep_if_better(validation_loss(), f"epoch {epoch}: loss {total / len(batches):.4f} "
+                                          f"({time.perf_counter() - started:.0f} s)")
+    if config.average_last > 1 and len(last_states) > 1:
+        model.load_state_dict({name: torch.stack([state[name].float() for state in last_states]).mean(0)
+                               for name in last_states[0]})
+        keep_if_better(validation_loss(), f"mean of the last {len(last_states)} epochs")
     model.load_state_dict(best_state)
     return TextTranslator(model.cpu().eval(), tokenizer)
