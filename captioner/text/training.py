@@ -235,6 +235,8 @@ def train_translator(
             total = sum(float(loss_of(valid_sources, valid_targets, b, 0.0)) * len(b) for b in valid_batches)
         return total / max(len(valid), 1)
 
+    best_loss, best_state = math.inf, copy.deepcopy(model.state_dict())
+
     def keep_if_better(loss: float, what: str) -> None:
         nonlocal best_loss, best_state
         if loss < best_loss:
@@ -244,7 +246,6 @@ def train_translator(
         log(f"{what}, valid loss {loss:.4f}")
 
     steps = len(_batches(lengths, config.batch_tokens, random.Random(0)))
-    best_loss, best_state = math.inf, copy.deepcopy(model.state_dict())
     if start is not None:
         log(f"start: valid loss {validation_loss():.4f}")
     last_states: deque[dict[str, torch.Tensor]] = deque(maxlen=max(config.average_last, 1))
