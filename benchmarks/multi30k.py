@@ -11,9 +11,9 @@ tokenisation; "sacreBLEU" is sacrebleu ``-lc`` on the text as written, for
 comparison. chrF is on the text as written. METEOR is METEOR 1.5 (the jar that
 pycocoevalcap ships; needs java) on the tokenised text with exact and stem matches
 only: the task's German and French paraphrase tables are not available here, so it
-reads lower than the task's METEOR. Apertium is side by side where Debian has a way from English: French
-only through Spanish (``eng-spa`` then ``es-fr``, packages apertium-eng-spa and
-apertium-fr-es); there is no English-German pair. Speed: translations/s at beam 4
+reads lower than the task's METEOR. Apertium is side by side where Debian has a way
+from English: French only through Spanish (``eng-spa`` then ``es-fr``, packages
+apertium-eng-spa and apertium-fr-es); there is no English-German pair. Speed: translations/s at beam 4
 of the test 2016 English in caption style ("a dog runs through the snow"), and of
 ``--captions FILE`` (one caption per line, e.g. the shipped captioner's captions of
 the Flickr8k validation photos), batched as the post-processor gets them, after a
