@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Table, machine  # noqa: E402
 
-from captioner.text.corpora import read_pairs  # noqa: E402
+from captioner.text.corpora import caption_style, read_pairs  # noqa: E402
 from captioner.text.shipped import shipped_text_models  # noqa: E402
 from captioner.text.translation import TextTranslator  # noqa: E402
 
@@ -96,11 +96,6 @@ def scores(hypotheses: list[str], references: list[str], language: str) -> dict[
         "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
         "meteor": meteor(hypotheses_tok, references_tok, language),
     }
-
-
-def caption_style(text: str) -> str:
-    text = text[:1].lower() + text[1:]
-    return text[:-1].rstrip() if text.endswith(".") else text
 
 
 def carried_over(translator: TextTranslator, captions: list[str], known: set[str]) -> dict:

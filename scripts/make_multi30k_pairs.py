@@ -35,7 +35,7 @@ from pathlib import Path
 
 from captioner.atomic import atomic_write_text
 from captioner.labelset import load_label_set
-from captioner.text.corpora import CorpusError
+from captioner.text.corpora import CorpusError, caption_style
 
 SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
 
@@ -45,12 +45,6 @@ def read_lines(path: Path) -> list[str]:
         raise CorpusError(f"{path}: missing (expected a checkout of https://github.com/multi30k/dataset)")
     with gzip.open(path, "rt", encoding="utf-8") as file:
         return [" ".join(line.split()) for line in file]
-
-
-def caption_style(english: str) -> str:
-    """``"A dog runs through the snow."`` -> ``"a dog runs through the snow"``: as captions are written."""
-    text = english[:1].lower() + english[1:]
-    return text[:-1].rstrip() if text.endswith(".") else text
 
 
 def pairs_of(multi30k: Path, split: str, language: str) -> list[tuple[str, str]]:

@@ -110,6 +110,12 @@ def lower_cased(text: str) -> str:
     return " ".join(re.sub(r'([.,!?;:()"])', r" \1 ", text.lower()).split())
 
 
+def caption_style(text: str) -> str:
+    """A sentence as the captioner writes captions: ``"A dog runs through the snow."`` -> ``"a dog runs through the snow"``."""
+    text = text[:1].lower() + text[1:]
+    return text[:-1].rstrip() if text.endswith(".") else text
+
+
 def read_pairs(path: Path) -> list[tuple[str, str]]:
     """Parallel sentences from a ``source<TAB>target`` file (as ``make_translation_pairs.py`` writes)."""
     if not path.is_file():
