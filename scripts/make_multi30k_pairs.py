@@ -19,9 +19,9 @@ side ("dog" and "Hund"), two copies with that noun replaced on both sides by an
 ImageNet class word, written exactly as in English ("koala"; German would capitalise
 it, but an identical word is what a subword model learns to copy). Multi30k never
 names most of the objects that open-world guidance writes into captions; without
-these pairs the model turns an unknown noun into a frequent or made-up one ("a koala
-sitting in a tree" -> "Ein Salauch sitzt in einem Baum."); with them it learns to
-carry the word over.
+these pairs the model turns an unknown noun into a frequent one ("a koala sitting in
+a tree" -> "Ein Mann sitzt in einem Baum."); with them it carries about half (German)
+to two thirds (French) of such words over (docs/text-models.md).
 """
 
 from __future__ import annotations
