@@ -11,10 +11,10 @@ from pathlib import Path
 from captioner.text.corpora import read_pairs
 from captioner.text.translation import TextTranslator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
 from make_multi30k_pairs import copy_noun_pairs  # noqa: E402
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 ENGLISH = ["A dog runs.", "A cat sleeps.", "Two dogs run.", "A red cat sleeps.", "A dog sleeps.", "Two cats run."]
 GERMAN = ["Ein Hund rennt.", "Eine Katze schläft.", "Zwei Hunde rennen.", "Eine rote Katze schläft.",
           "Ein Hund schläft.", "Zwei Katzen rennen."]
