@@ -41,11 +41,12 @@ def parse_variant(spec: str) -> tuple[str, str, dict[str, str]]:
     return name, str(Path(checkout).resolve()), env
 
 
-def one_run(checkout: str, env: dict[str, str], files: list[str], batch: int, beam: int, guide: bool) -> float:
+def one_run(checkout: str, env: dict[str, str], files: list[str], batch: int, beam: int, guide: bool) -> dict:
+    """``benchmarks/run.py``'s throughput of one variant in a fresh process: images/s, peak RSS, ..."""
     done = subprocess.run([sys.executable, "-c", ONE_RUN, checkout, json.dumps(files), str(batch), str(beam),
                            "on" if guide else "off"], env={**os.environ, **env}, capture_output=True, text=True,
                           check=True)
-    return json.loads(done.stdout.splitlines()[-1])["images_per_s"]
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def main() -> None:
@@ -59,16 +60,21 @@ def main() -> None:
     args = parser.parse_args()
     files, source = benchmark_images(args.images)
     speeds: dict[str, list[float]] = {name: [] for name, _, _ in args.variant}
+    peak_rss: dict[str, float] = dict.fromkeys(speeds, 0.0)
     for _ in range(args.runs):
         for name, checkout, env in args.variant:
-            speeds[name].append(one_run(checkout, env, files, args.batch_size, args.beam_size, not args.no_guide))
-    first = mean(speeds[args.variant[0][0]])
+            run = one_run(checkout, env, files, args.batch_size, args.beam_size, not args.no_guide)
+            speeds[name].append(run["images_per_s"])
+            peak_rss[name] = max(peak_rss[name], run["peak_rss_mb"])
+    first, first_best = mean(speeds[args.variant[0][0]]), max(speeds[args.variant[0][0]])
     guide = "off" if args.no_guide else "on"
     print(f"images: {len(files)} from {source}")
     print(Table(f"Side by side: batch {args.batch_size}, beam {args.beam_size}, guidance {guide}, "
                 f"{args.runs} alternating runs each",
-                ["variant", "images/s (each run)", "mean", f"of {args.variant[0][0]}"],
-                [[name, ", ".join(f"{s:.1f}" for s in runs), mean(runs), f"{mean(runs) / first:.0%}"]
+                ["variant", "images/s (each run)", "mean", f"of {args.variant[0][0]} (mean)", "best",
+                 f"of {args.variant[0][0]} (best)", "peak RSS MiB"],
+                [[name, ", ".join(f"{s:.1f}" for s in runs), mean(runs), f"{mean(runs) / first:.0%}", max(runs),
+                  f"{max(runs) / first_best:.0%}", peak_rss[name]]
                  for name, runs in speeds.items()]).render())
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -21,11 +20,11 @@ from tqdm import tqdm
 from .atomic import atomic_write_bytes
 from .encoder import Encoder, EncoderOutput
 from .images import load_image, preprocess
+from .user_cache import user_cache_dir
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "captioner" / "features"
+    return user_cache_dir("features")
 
 
 def file_digest(path: Path) -> str:

@@ -44,6 +44,14 @@ def float32_encoders():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """What captioner caches (e.g. encoders compiled by OpenVINO) goes to a folder of the test run's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def tiny_encoder_plugin():
     name = register_plugin(TinyEncoderPlugin(), "tiny-test-encoder")
     yield

@@ -152,6 +152,7 @@ def test_bfloat16_only_where_the_hardware_runs_it(monkeypatch):
 
 def test_the_encoder_runs_under_bfloat16_autocast_only_when_mixed_precision_is_on(tiny_captioner):
     pixels = torch.rand(3, 3, 32, 32)
+    tiny_captioner.openvino = False  # PyTorch's autocast (OpenVINO's own bfloat16: test_openvino_encoder.py)
     tiny_captioner.mixed_precision = False
     exact = tiny_captioner.encode(pixels)
     assert torch.equal(exact.pooled, tiny_captioner.inference_encoder()(

@@ -50,7 +50,8 @@ def test_side_by_side_times_each_variant_from_its_own_checkout():
     rows = [line for line in done.stdout.splitlines() if line.startswith("|") and "images/s" not in line
             and not line.startswith("|-")]
     assert [row.split("|")[1].strip() for row in rows] == ["float32", "again"]
-    assert rows[0].rstrip(" |").endswith("100%")
+    first = [cell.strip() for cell in rows[0].split("|")[1:-1]]  # variant, runs, mean, %, best, %, peak RSS
+    assert first[3] == first[5] == "100%" and float(first[6].replace(",", "")) > 100
     bad = subprocess.run([sys.executable, "benchmarks/side_by_side.py", "--variant", "nonsense"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "NAME=CHECKOUT" in bad.stderr
