@@ -63,7 +63,7 @@ class SoftAttentionDecoder(Decoder):
 
     def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
         h, c, memory = state["h"], state["c"], state["memory"]
-        energy = torch.tanh(state["keys"] + self.hidden_projection(h).unsqueeze(1))  # (R, N, A)
+        energy = (state["keys"] + self.hidden_projection(h).unsqueeze(1)).tanh_()  # (R, N, A)
         alpha = self.attention_score(energy).squeeze(2).softmax(dim=1)  # (R, N)
         context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (R, M)
         context = torch.sigmoid(self.gate(h)) * context

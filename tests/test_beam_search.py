@@ -7,7 +7,7 @@ import torch
 
 from captioner import DecodingOptions, create_decoder
 from captioner.decoding import beam_search, sample
-from captioner.decoding.constraints import banned_ngram_mask, constrain
+from captioner.decoding.constraints import ban_repeated_ngrams_, constrain
 from captioner.encoder import EncoderOutput
 
 from reference_search import reference_beam_search
@@ -128,12 +128,20 @@ def test_sampling_is_seeded_and_respects_top_k():
     assert [h[0].token_ids for h in top1] == [h[0].token_ids for h in greedy]
 
 
-def test_no_repeat_ngram_mask():
-    sequences = torch.tensor([[4, 5, 4], [4, 5, 6]])
-    mask = banned_ngram_mask(sequences, 2, 8)
-    assert mask[0].nonzero().flatten().tolist() == [5]  # "4 5" seen, last token is 4
-    assert not mask[1].any()
-    assert banned_ngram_mask(sequences, 1, 8)[1].nonzero().flatten().tolist() == [4, 5, 6]
+def test_tokens_that_would_repeat_an_ngram_are_ruled_out_in_place():
+    sequences = torch.tensor([[4, 5, 4], [4, 5, 6], [4, 5, 4]])
+    logprobs = torch.log_softmax(torch.randn(3, 8), dim=1)
+    original = logprobs.clone()
+    blocked = ban_repeated_ngrams_(logprobs, sequences, 2)
+    assert blocked is logprobs
+    assert torch.isinf(blocked).nonzero().tolist() == [[0, 5], [2, 5]]  # "4 5" seen, last token is 4
+    assert torch.equal(blocked[1], original[1])  # nothing to repeat: untouched, bit for bit
+    assert torch.equal(blocked[0, :5], original[0, :5]) and torch.equal(blocked[0, 6:], original[0, 6:])
+    unigrams = ban_repeated_ngrams_(original.clone(), sequences, 1)
+    assert torch.isinf(unigrams[1]).nonzero().flatten().tolist() == [4, 5, 6]
+    repeats = torch.tensor([[3, 3, 3, 3]])  # the same follower matched several times, and once not
+    assert torch.isinf(ban_repeated_ngrams_(torch.zeros(1, 8), repeats, 2)).nonzero().tolist() == [[0, 3]]
+    assert torch.equal(ban_repeated_ngrams_(original.clone(), sequences[:, :1], 3), original)  # too short
 
 
 def test_a_row_with_every_token_ruled_out_may_still_end():

@@ -19,7 +19,7 @@ import torch
 
 from ..decoder import StepDecoder
 from .constraints import NEG_INF, step_logprobs
-from .lexical import LexicalConstraints
+from .lexical import LexicalConstraints, RowConstraints
 from .options import DecodingOptions, Hypothesis, score_dtype
 
 
@@ -99,7 +99,7 @@ def beam_search(
         logprobs = step_logprobs(out.logits, sequences, options, step=step, end_id=end_id, banned_ids=banned_ids,
                                  dtype=dtype, adjust=lexical)  # (G*k, V)
         vocab = logprobs.size(1)
-        candidates = _candidates(logprobs, beam_scores, required, row_image, groups)  # (G, k*V + C*S*k)
+        candidates = _candidates(logprobs, beam_scores, required, row_constraints, groups)  # (G, k*V + C*S*k)
         n_cand = min(2 * k, candidates.size(1))
         cand_scores, cand_index = candidates.topk(n_cand, dim=1)  # (G, n_cand), best first
         cand_rows, cand_token = _decode_candidates(cand_index, required, group_image, group_state, groups, k, vocab)
@@ -162,23 +162,21 @@ def beam_search(
 
 
 def _candidates(
-    logprobs: torch.Tensor, beam_scores: torch.Tensor, required: torch.Tensor, row_image: torch.Tensor, groups: int
+    logprobs: torch.Tensor, beam_scores: torch.Tensor, required: torch.Tensor, rows: RowConstraints | None,
+    groups: int,
 ) -> torch.Tensor:
     """Scores of every way to extend a group's beams: ``(G, k*V + C*S*k)``.
 
     The first ``k*V`` stay in the group (any token that no slot holds); the rest
     enter it by saying token ``s`` of slot ``i`` from the group without bit ``i``.
+    ``logprobs`` is used up: its required tokens are set to -inf in place.
     """
     n_groups, k = beam_scores.shape
     _, slots, choices = required.shape
-    rows, vocab = logprobs.shape
-    if not slots:
+    if not slots or rows is None:
         return (beam_scores.view(-1, 1) + logprobs).view(n_groups, -1)
-    flat = required.index_select(0, row_image).view(rows, slots * choices)  # (G*k, C*S)
-    padded = torch.cat([logprobs, logprobs.new_zeros(rows, 1)], dim=1)  # a spare column for the -1 pads
-    stay = padded.scatter(1, torch.where(flat < 0, vocab, flat), NEG_INF)[:, :vocab]
-    stay_scores = (beam_scores.view(-1, 1) + stay).view(n_groups, -1)
-    say = logprobs.gather(1, flat.clamp(min=0)).masked_fill(flat < 0, NEG_INF)  # (G*k, C*S)
+    say = logprobs.gather(1, rows.required.clamp(min=0)).masked_fill_(rows.required < 0, NEG_INF)  # (G*k, C*S)
+    stay_scores = (beam_scores.view(-1, 1) + logprobs.masked_fill_(rows.is_required, NEG_INF)).view(n_groups, -1)
     say = (beam_scores.view(-1, 1) + say).view(-1, groups, k, slots, choices).permute(0, 1, 3, 4, 2)  # (B, g, C, S, k)
     bits = 1 << torch.arange(slots, device=logprobs.device)
     states = torch.arange(groups, device=logprobs.device).unsqueeze(1)  # (groups, 1)

@@ -13,26 +13,24 @@ if TYPE_CHECKING:
 NEG_INF = float("-inf")
 
 
-def banned_ngram_mask(sequences: torch.Tensor, n: int, vocab_size: int) -> torch.Tensor:
-    """``(R, V)`` bool mask of tokens that would repeat an n-gram already in each row.
+def ban_repeated_ngrams_(logprobs: torch.Tensor, sequences: torch.Tensor, n: int) -> torch.Tensor:
+    """Set to -inf, in place, the ``(R, V)`` log-probs of tokens that would repeat an n-gram
+    already in each row; returns ``logprobs``.
 
-    ``sequences`` is ``(R, L)``: the tokens generated so far.
+    ``sequences`` is ``(R, L)``: the tokens generated so far. The work is ``(R, L)``:
+    no ``(R, V)`` mask is built.
     """
     rows, length = sequences.shape
-    mask = torch.zeros(rows, vocab_size, dtype=torch.bool, device=sequences.device)
-    if n < 1 or length < n - 1 or length == 0:
-        return mask
+    if n < 1 or length < n or length == 0:
+        return logprobs
     if n == 1:
-        return mask.scatter_(1, sequences, True)
-    if length < n:
-        return mask
+        return logprobs.scatter_(1, sequences, NEG_INF)
     grams = sequences.unfold(1, n - 1, 1)  # (R, L-n+2, n-1)
-    suffix = grams[:, -1:]  # the n-1 tokens just generated
-    matches = (grams[:, :-1] == suffix).all(dim=2)  # (R, L-n+1): earlier (n-1)-grams equal to it
+    matches = (grams[:, :-1] == grams[:, -1:]).all(dim=2)  # (R, L-n+1): earlier (n-1)-grams equal to the last
     followers = sequences[:, n - 1 :]  # the token that followed each earlier (n-1)-gram
-    counts = torch.zeros(rows, vocab_size, device=sequences.device)
-    counts.scatter_add_(1, followers, matches.float())
-    return counts > 0
+    # The minimum of each token's own log-prob and, for each match, -inf: exact whatever the duplicates.
+    blocked = logprobs.gather(1, followers).masked_fill_(matches, NEG_INF)
+    return logprobs.scatter_reduce_(1, followers, blocked, reduce="amin")
 
 
 def step_logprobs(
@@ -78,7 +76,7 @@ def constrain(
     if step <= min_length:
         logprobs[:, end_id] = NEG_INF
     if no_repeat_ngram_size:
-        logprobs.masked_fill_(banned_ngram_mask(sequences, no_repeat_ngram_size, logprobs.size(1)), NEG_INF)
+        ban_repeated_ngrams_(logprobs, sequences, no_repeat_ngram_size)
     stuck = logprobs.amax(dim=1) == NEG_INF  # every token ruled out: one reduction, no (R, V) mask
     logprobs[:, end_id] = torch.where(stuck, end_logprob, logprobs[:, end_id])
     return logprobs

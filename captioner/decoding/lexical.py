@@ -91,11 +91,17 @@ class LexicalConstraints:
         """The constraints of a search's rows (``row_image (R,)``: the image of each row),
         gathered once per search rather than at every step."""
         required = self.required.index_select(0, row_image).flatten(1)  # (R, C*S)
+        replaces = self.replaces.index_select(0, row_image)
+        width = self.banned.size(1)
+        columns = torch.where(required >= 0, required, width)
         return RowConstraints(
             required=required,
-            columns=torch.where(required >= 0, required, self.banned.size(1)),
+            columns=columns,
+            is_required=torch.zeros(required.size(0), width + 1, dtype=torch.bool, device=required.device)
+            .scatter_(1, columns, True)[:, :-1],
             plural=self.plural[required.clamp(min=0)],
-            replaces=self.replaces.index_select(0, row_image),
+            replaces=replaces.clamp(min=0),
+            replaces_nothing=replaces < 0,
             banned=self.banned.index_select(0, row_image),
             sources=self.sources,
             nouns=self.nouns,
@@ -108,8 +114,10 @@ class RowConstraints:
 
     required: torch.Tensor  # (R, C*S) required tokens, -1 pads
     columns: torch.Tensor  # (R, C*S) where each goes: its token, or a spare last column for a pad
+    is_required: torch.Tensor  # (R, V+A) whether a token is one of the row's required tokens
     plural: torch.Tensor  # (R, C*S) required tokens that take nothing over
-    replaces: torch.Tensor  # (R, P)
+    replaces: torch.Tensor  # (R, P) tokens a required token takes over (0 where padded)
+    replaces_nothing: torch.Tensor  # (R, P) padding of ``replaces``
     banned: torch.Tensor  # (R, V+A)
     sources: torch.Tensor  # (A,)
     nouns: torch.Tensor  # (V+A,)
@@ -119,20 +127,23 @@ class RowConstraints:
 
         ``previous (R,)`` is the token each row said last. Each required token's
         log-prob becomes the log of its own probability plus that of the tokens it
-        replaces.
+        replaces. The result is a fresh tensor, written in place after one copy.
         """
+        rows, vocab = logprobs.shape
+        buffer = logprobs.new_empty(rows, self.banned.size(1) + 1)  # a spare last column for padded slots
+        out = buffer[:, :-1]  # (R, V+A)
+        out[:, :vocab] = logprobs
         if self.sources.numel():
-            logprobs = torch.cat([logprobs, logprobs[:, self.sources]], dim=1)
-        out = logprobs.masked_fill(self.banned, NEG_INF)
-        replaced = logprobs.gather(1, self.replaces.clamp(min=0)).masked_fill(self.replaces < 0, NEG_INF)  # (R, P)
-        own = logprobs.gather(1, self.required.clamp(min=0))  # (R, C*S)
+            out[:, vocab:] = logprobs.index_select(1, self.sources)
+        replaced = out.gather(1, self.replaces).masked_fill_(self.replaces_nothing, NEG_INF)  # (R, P)
+        own = out.gather(1, self.required.clamp(min=0))  # (R, C*S)
         merged = torch.cat([own.unsqueeze(2), replaced.unsqueeze(1).expand(-1, own.size(1), -1)], dim=2).logsumexp(2)
         merged = torch.where(self.plural, own, merged)
-        merged = merged.masked_fill(self.nouns[previous].unsqueeze(1), NEG_INF)  # never right after a noun
-        # Scatter into the spare last column where the slot is padding: no data-dependent shapes, no device sync.
-        out = torch.cat([out, out.new_zeros(out.size(0), 1)], dim=1).scatter(1, self.columns, merged)[:, :-1]
+        merged.masked_fill_(self.nouns[previous].unsqueeze(1), NEG_INF)  # never right after a noun
+        out.masked_fill_(self.banned, NEG_INF)
+        buffer.scatter_(1, self.columns, merged)  # padding lands in the spare column: no data-dependent shapes
         after_required = (self.required == previous.unsqueeze(1)).any(dim=1)  # (R,)
-        return out.masked_fill(after_required.unsqueeze(1) & self.nouns, NEG_INF)
+        return out.masked_fill_(after_required.unsqueeze(1) & self.nouns, NEG_INF)
 
 
 def _meets(slots: list[list[int]], token_ids: list[int], nouns: list[bool]) -> bool:
