@@ -114,7 +114,6 @@ class OpenVINOEncoder:
     """
 
     def __init__(self, encoder: nn.Module, pixel_shape: tuple[int, int, int], cache_dir: Path | None = None) -> None:
-
         self.pixel_shape = pixel_shape
         example = torch.zeros(2, *pixel_shape)
         with torch.no_grad():
