@@ -138,7 +138,7 @@ def stages(files: list[str], batch_size: int, device: str, model: str | None = N
     images = sum(p.size(0) for p in pixels)
     return {"batch_size": batch_size, "beam_size": options.beam_size, "images": images,
             "loading_images_per_s": images / loading_s, "encoder_images_per_s": images / encoder_s,
-            "search_images_per_s": images / search_s}
+            "search_images_per_s": images / search_s, "encoder": "OpenVINO" if captioner.openvino else "PyTorch"}
 
 
 @dataclass
@@ -214,7 +214,7 @@ def section_stages(run: Run) -> None:
     parts = in_fresh_process(stages, run.files, batch, run.device, run.model)
     run.report["sections"]["stages"] = parts
     rows = [["loading (files to model-ready pixels)", parts["loading_images_per_s"]],
-            ["encoder" + (" (bf16 autocast)" if run.bf16 else ""), parts["encoder_images_per_s"]],
+            [f"encoder ({parts['encoder']}{', bfloat16' if run.bf16 else ''})", parts["encoder_images_per_s"]],
             ["search and captions (guided, as shipped)", parts["search_images_per_s"]]]
     whole = [r["images_per_s"] for r in run.report["sections"].get("throughput", [])
              if r["batch_size"] == batch and r["beam_size"] == 3]

@@ -28,6 +28,15 @@ def test_quick_benchmark_prints_tables_and_writes_json(tmp_path):
     stages = report["sections"]["stages"]
     assert "4. Each stage alone" in done.stdout and stages["images"] > 0
     assert min(stages[f"{stage}_images_per_s"] for stage in ("loading", "encoder", "search")) > 0
+    assert f"encoder ({stages['encoder']}" in done.stdout and stages["encoder"] in ("OpenVINO", "PyTorch")
+
+
+def test_the_search_profile_names_where_its_time_goes():
+    done = subprocess.run([sys.executable, "benchmarks/profile_search.py", "--images", "8", "--batch-size", "4",
+                           "--top", "5"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "batch 4: search and captions" in done.stdout and "images/s" in done.stdout
+    assert "function calls" in done.stdout and "tottime" in done.stdout  # the profile itself
 
 
 def test_some_sections_alone_and_an_unknown_one_refused(tmp_path):
