@@ -129,7 +129,11 @@ class OpenVINOEncoder:
 
         folder = cache_dir / weights_digest(encoder, self.pixel_shape)
         if (folder / MODEL_FILE).is_file():
-            return self._core.read_model(folder / MODEL_FILE)
+            try:
+                return self._core.read_model(folder / MODEL_FILE)
+            except Exception as error:  # e.g. a truncated copy: convert again and replace it
+                logger.warning("the cached OpenVINO encoder in %s is unreadable (%s); converting it again",
+                               folder, " ".join(str(error).split())[:200])
         logger.info("compiling the encoder for this CPU with OpenVINO (once; kept in %s)", cache_dir)
         with torch.no_grad():
             exported = torch.export.export(_FlatOutputs(encoder).eval(), (example,),

@@ -91,6 +91,17 @@ def test_mixed_precision_runs_the_compiled_encoder_in_bfloat16_or_close_to_it(ti
     assert torch.allclose(mixed.pooled, exact.pooled, rtol=0.05, atol=0.05)
 
 
+def test_an_unreadable_cached_model_is_converted_again_and_replaced(tmp_path):
+    encoder = classifying_encoder(0)
+    OpenVINOEncoder(encoder, (3, 32, 32), cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("*/encoder.xml")
+    cached.write_text("<net truncated")
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert_same_output(encoder(pixels), OpenVINOEncoder(encoder, (3, 32, 32), cache_dir=tmp_path)(pixels))
+    assert cached.read_text().startswith("<?xml")  # the cache holds a whole model again
+
+
 def test_pixels_of_another_shape_are_refused_by_name(tmp_path):
     compiled = OpenVINOEncoder(classifying_encoder(0), (3, 32, 32), cache_dir=tmp_path)
     with pytest.raises(ValueError, match=r"\(3, 64, 64\).*\(3, 32, 32\)"):
