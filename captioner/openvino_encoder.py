@@ -134,7 +134,7 @@ class OpenVINOEncoder:
             except Exception as error:  # e.g. a truncated copy: convert again and replace it
                 logger.warning("the cached OpenVINO encoder in %s is unreadable (%s); converting it again",
                                folder, " ".join(str(error).split())[:200])
-        logger.info("compiling the encoder for this CPU with OpenVINO (once; kept in %s)", cache_dir)
+        logger.info("converting the encoder for OpenVINO (once per weights; kept in %s)", cache_dir)
         with torch.no_grad():
             exported = torch.export.export(_FlatOutputs(encoder).eval(), (example,),
                                            dynamic_shapes=({0: torch.export.Dim("batch")},))
@@ -147,6 +147,7 @@ class OpenVINOEncoder:
         return model
 
     def _compiled_model(self, bfloat16: bool) -> Any:
+        """The model compiled for this CPU in bfloat16 or float32 (each compiled when first asked for)."""
         if bfloat16 not in self._compiled:
             self._compiled[bfloat16] = self._core.compile_model(self._model, "CPU", {
                 "PERFORMANCE_HINT": "LATENCY",  # one request at a time, all cores on it
