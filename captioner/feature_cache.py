@@ -21,6 +21,7 @@ from .atomic import atomic_write_bytes
 from .encoder import Encoder, EncoderOutput
 from .images import load_image, preprocess
 from .user_cache import user_cache_dir
+from .weights_hash import update_with_weights
 
 
 def default_cache_dir() -> Path:
@@ -34,9 +35,7 @@ def file_digest(path: Path) -> str:
 def encoder_fingerprint(name: str, encoder: Encoder) -> str:
     """A short hash of the encoder's name, preprocessing and weights."""
     digest = hashlib.sha1(json.dumps([name, encoder.config.to_dict()], sort_keys=True).encode())
-    for key, value in sorted(encoder.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    update_with_weights(digest, encoder)
     return digest.hexdigest()[:16]
 
 

@@ -30,6 +30,7 @@ from torch import nn
 from .atomic import atomic_replace_folder
 from .encoder import EncoderOutput
 from .user_cache import user_cache_dir
+from .weights_hash import update_with_weights
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +93,7 @@ def weights_digest(module: nn.Module, pixel_shape: tuple[int, ...]) -> str:
 
     kind = f"{type(module).__module__}.{type(module).__qualname__}"
     digest = hashlib.sha256(repr((kind, repr(module), pixel_shape, torch.__version__, openvino.__version__)).encode())
-    for key, value in module.state_dict().items():
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    update_with_weights(digest, module)
     return digest.hexdigest()[:24]
 
 
