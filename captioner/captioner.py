@@ -378,6 +378,13 @@ class Captioner:
             self._fused = (fingerprint, fused or self.encoder)
         return self._fused[1]
 
+    def warm_up(self) -> None:
+        """Caption one blank image, so that the one-time work (converting and compiling the encoder
+        for OpenVINO, reading the label set, the first pass through each model) is done before the
+        first real photo: a server calls it at start."""
+        height, width = self.encoder_config.input_size
+        self.caption(Image.new("RGB", (width, height)))
+
     def compiled_encoder(self, pixel_shape: tuple[int, ...]) -> OpenVINOEncoder | None:
         """The inference encoder compiled by OpenVINO for pixels of ``pixel_shape`` per image, or None
         where it runs in PyTorch (``openvino`` off, training, or an encoder that cannot be compiled)."""

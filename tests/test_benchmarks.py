@@ -90,3 +90,12 @@ def test_task_tokenisation_rebuilds_the_multi30k_references():
 
     assert task_tokenised(["Un chien, d'un homme (âgé)."], "fr") == ["un chien , d&apos; un homme ( âgé ) ."]
     assert task_tokenised(["Ein Schwarz-Weiß-Foto."], "de") == ["ein schwarz-weiß-foto ."]
+
+
+def test_the_first_caption_benchmark_times_both_modes_in_fresh_processes():
+    done = subprocess.run([sys.executable, "benchmarks/first_caption.py", "--rounds", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("|     1")]
+    assert [row[1].strip() for row in rows] == ["as loaded", "warmed up"]
+    assert float(rows[0][3]) == 0 < float(rows[1][3])  # only the second warmed up

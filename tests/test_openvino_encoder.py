@@ -152,3 +152,17 @@ def test_openvino_is_wanted_on_a_cpu_unless_turned_off(monkeypatch):
     assert not openvino_wanted(torch.device("cuda"))
     monkeypatch.setenv("CAPTIONER_OPENVINO", "0")
     assert not openvino_wanted(torch.device("cpu"))
+
+
+def test_warming_up_compiles_the_encoder_before_the_first_photo(tiny_captioner, monkeypatch):
+    import captioner.captioner as captioner_module
+
+    built = []
+    real = captioner_module.OpenVINOEncoder
+    monkeypatch.setattr(captioner_module, "OpenVINOEncoder", lambda *args, **kw: built.append(args[1]) or real(*args, **kw))
+    tiny_captioner.openvino = True
+    tiny_captioner.warm_up()
+    height, width = tiny_captioner.encoder_config.input_size
+    assert built == [(3, height, width)]
+    tiny_captioner.caption(torch.rand(3, 50, 40), max_length=4)
+    assert len(built) == 1  # the photo found it compiled

@@ -294,18 +294,20 @@ def test_a_full_queue_answers_busy_and_recovers():
         assert running.result(timeout=60)[0] and waiting.result(timeout=60)[0]
 
 
-def test_models_load_once_and_loading_one_does_not_block_another(monkeypatch):
+def test_models_load_once_warmed_up_and_loading_one_does_not_block_another(monkeypatch):
+    from types import SimpleNamespace
+
     from captioner.ui import model_pool
     from captioner.ui.model_pool import ModelChoice, ModelPool
 
-    loading_b, release_b, loads = threading.Event(), threading.Event(), []
+    loading_b, release_b, loads, warmed = threading.Event(), threading.Event(), [], []
 
     def fake_load(source, device=None):
         loads.append(source)
         if source == "b":
             loading_b.set()
             assert release_b.wait(30)
-        return object()
+        return SimpleNamespace(warm_up=lambda: warmed.append(source))
 
     monkeypatch.setattr(model_pool.Captioner, "from_pretrained", staticmethod(fake_load))
     pool = ModelPool([ModelChoice("a", "a", "enc", "dec"), ModelChoice("b", "b", "enc", "dec")])
@@ -319,7 +321,7 @@ def test_models_load_once_and_loading_one_does_not_block_another(monkeypatch):
     release_b.set()
     for thread in threads:
         thread.join(30)
-    assert loads == ["a", "b"]  # three concurrent requests for b loaded it once
+    assert loads == ["a", "b"] == warmed  # three concurrent requests for b loaded it once
     with pytest.raises(Exception, match="unknown model 'c'; served models: a, b"):
         pool.get("c")
 

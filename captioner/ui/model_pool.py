@@ -41,7 +41,8 @@ def find_models(extra: tuple[str, ...] = ()) -> list[ModelChoice]:
 
 
 class ModelPool:
-    """Loads each model on first use, once, on one device; loading one model never blocks users of another."""
+    """Loads each model on first use, once, on one device, and warms it up (:meth:`Captioner.warm_up`);
+    loading one model never blocks users of another."""
 
     def __init__(self, choices: list[ModelChoice], device: str | None = None) -> None:
         if not choices:
@@ -67,7 +68,9 @@ class ModelPool:
             return captioner
         with self._locks[label]:  # only requests for this same model wait
             if label not in self._loaded:
-                self._loaded[label] = Captioner.from_pretrained(self.choices[label].source, device=self.device)
+                captioner = Captioner.from_pretrained(self.choices[label].source, device=self.device)
+                captioner.warm_up()  # its first visitor does not wait for the encoder's compilation
+                self._loaded[label] = captioner
             return self._loaded[label]
 
     def status(self, label: str) -> str:
