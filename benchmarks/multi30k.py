@@ -20,7 +20,10 @@ the Flickr8k validation photos), batched as the post-processor gets them, after 
 warm-up, best of two. ``--carry FILE`` (one caption per line, e.g. the shipped
 captioner's captions of ImageNet photos, which name objects Multi30k never does)
 counts how many of the words that Multi30k's training English never has come through
-into the translation (compared lower-cased; German may capitalise them).
+into the translation (compared lower-cased; German may capitalise them). ``--names``
+puts a person's name (:data:`NAMES`, from many languages) in place of the opening
+person of each test 2016 sentence that has one ("A man rides a bike" -> "Oksana
+rides a bike") and counts the translations that carry the name exactly as written.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ from captioner.text.corpora import caption_style, read_pairs  # noqa: E402
 from captioner.text.shipped import shipped_text_models  # noqa: E402
 from captioner.text.translation import TextTranslator  # noqa: E402
 
+NAMES = ("Oksana", "Kaito", "Mireille", "Siobhan", "Dmitri", "Aaliyah", "Thandiwe", "Ngozi", "Haruki", "Zofia",
+         "Tariq", "Ximena", "Anneliese", "Bongani", "Eilidh", "Guadalupe", "Hamza", "Ingrid", "Jiho", "Kalani",
+         "Leocadia", "Mbali", "Nikolaos", "Oisin", "Priya", "Quetzali", "Radoslav", "Saoirse", "Tenzin", "Ulrike",
+         "Vesna", "Wanjiru", "Yerlan", "Zbigniew", "Ayodele", "Chidera", "Farrukh", "Giedre", "Hinemoa", "Ilkka")
+OPENING_PERSON = re.compile(r"(a|an) (man|woman|boy|girl|person)\b", flags=re.IGNORECASE)
 TEST_SETS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
 BEAM_SIZE = 4
 
@@ -112,6 +120,18 @@ def carried_over(translator: TextTranslator, captions: list[str], known: set[str
     return {"captions": len(captions), "unseen_words": unseen, "carried": carried, "examples": examples}
 
 
+def names_carried(translator: TextTranslator, sentences: list[str]) -> dict:
+    """How many translations of ``sentences`` with a name (:data:`NAMES`) for their opening person carry the name."""
+    named = [(name, name + sentence[opening.end():]) for sentence, name in zip(
+        sentences, (NAMES[i % len(NAMES)] for i in range(len(sentences))))
+        if (opening := OPENING_PERSON.match(sentence))]
+    translations = translator.translate([sentence for _, sentence in named], BEAM_SIZE)
+    carried = [name in re.findall(r"\w+", translation.text) for (name, _), translation in zip(named, translations)]
+    examples = [{"source": sentence, "translation": translation.text}
+                for (_, sentence), translation, ok in zip(named, translations, carried) if not ok][:5]
+    return {"sentences": len(named), "carried": sum(carried), "missed_examples": examples}
+
+
 def speed(translator: TextTranslator, sources: list[str]) -> float:
     """Translations per second at beam 4, best of two, after a warm-up."""
     translator.translate(sources[:32], BEAM_SIZE)
@@ -132,6 +152,8 @@ def main() -> None:
     parser.add_argument("--captions", type=Path, default=None, help="Also time these captions, one per line")
     parser.add_argument("--carry", type=Path, default=None,
                         help="Captions (one per line) whose words unseen in training should come through")
+    parser.add_argument("--names", action="store_true",
+                        help="Count how many names put into test 2016's English come through unchanged")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
     parser.add_argument("--output", type=Path, default=None, help="Also write the numbers as JSON here.")
     args = parser.parse_args()
@@ -152,7 +174,9 @@ def main() -> None:
         inputs[args.captions.name] = [line for line in args.captions.read_text(encoding="utf-8").splitlines() if line]
     carry = Table(f"Words Multi30k's training English never has, carried into the translation (beam {BEAM_SIZE})",
                   ["language", "captions", "unseen words", "carried over", "share"], [])
-    report: dict = {"machine": machine(), "quality": [], "speed": [], "carried_over": []}
+    names = Table(f"Names put into test 2016's English, carried into the translation exactly (beam {BEAM_SIZE})",
+                  ["language", "sentences", "carried", "share"], [])
+    report: dict = {"machine": machine(), "quality": [], "speed": [], "carried_over": [], "names": []}
     for language, folder in models.items():
         translator = TextTranslator.load(folder)
         for name in args.sets:
@@ -178,12 +202,19 @@ def main() -> None:
             report["carried_over"].append(counts)
             carry.rows.append([language, counts["captions"], counts["unseen_words"], counts["carried"],
                                f"{counts['carried'] / max(counts['unseen_words'], 1):.0%}"])
+        test_2016 = args.pairs / f"test_2016_flickr.{language}.tsv"
+        if args.names and test_2016.is_file():
+            counts = {"language": language, **names_carried(translator, [s for s, _ in read_pairs(test_2016)])}
+            report["names"].append(counts)
+            names.rows.append([language, counts["sentences"], counts["carried"],
+                               f"{counts['carried'] / max(counts['sentences'], 1):.0%}"])
         for name, texts in inputs.items():
             per_s = speed(translator, texts)
             report["speed"].append({"language": language, "texts": name, "count": len(texts), "per_s": per_s})
             fast.rows.append([language, name, len(texts), per_s])
-    for table in (quality, carry, fast) if carry.rows else (quality, fast):
-        print(table.render())
+    for table in (quality, carry, names, fast):
+        if table.rows:
+            print(table.render())
     if args.output:
         args.output.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -22,6 +22,13 @@ names most of the objects that open-world guidance writes into captions; without
 these pairs the model turns an unknown noun into a frequent one ("a koala sitting in
 a tree" -> "Ein Mann sitzt in einem Baum."); with them it carries about half (German)
 to two thirds (French) of such words over (docs/text-models.md).
+
+With ``--copy-names`` as well, ``train-names.LANG.tsv`` is written: those pairs plus
+pairs that teach the model to copy words it has never seen, whatever their letters.
+Made-up words (:func:`made_up_word`: "zorblax", "mireth") replace the subject person
+("A man" and "Un homme" become "Zorblax") and, in separate pairs, an everyday object,
+on both sides. Without them a name comes out cut or changed ("a man named Zorblax"
+-> "Un homme nommé Zor", "Oksana" -> "Oana").
 """
 
 from __future__ import annotations
@@ -66,11 +73,38 @@ ANCHORS = {  # an everyday object and how Multi30k's translators wrote it
 }
 
 
-def copy_noun_pairs(pairs: list[tuple[str, str]], language: str, copies: int = 2, seed: int = 0) -> list[tuple[str, str]]:
-    """Pairs whose one anchor noun (once on each side) is replaced on both sides by an ImageNet class word,
-    ``copies`` times with different words."""
+SUBJECTS = {  # a sentence's opening person and how Multi30k's translators wrote it
+    "de": {"man": "Ein Mann", "woman": "Eine Frau", "boy": "Ein Junge", "girl": "Ein Mädchen", "person": "Eine Person"},
+    "fr": {"man": "Un homme", "woman": "Une femme", "boy": "Un garçon", "girl": "Une fille", "person": "Une personne"},
+}
+ONSETS = ("b", "br", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "kr", "l", "m", "n", "p", "pl", "qu", "r", "s",
+          "sh", "st", "t", "th", "tr", "v", "w", "z")
+VOWELS = ("a", "e", "i", "o", "u", "ai", "ei", "ou", "y")
+CODAS = ("", "", "", "b", "k", "l", "m", "n", "r", "s", "th", "x")
+
+
+def made_up_word(rng: random.Random) -> str:
+    """A pronounceable word of two or three syllables that is in no dictionary, as a rule ("zorblax")."""
+    return "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(rng.choice((2, 2, 3))))
+
+
+def made_up_words(count: int, known: set[str], seed: int = 0) -> list[str]:
+    """``count`` different :func:`made_up_word` words, none of them in ``known``."""
+    rng, words = random.Random(seed), dict[str, None]()
+    while len(words) < count:
+        word = made_up_word(rng)
+        if word not in known:
+            words[word] = None
+    return list(words)
+
+
+def copy_noun_pairs(pairs: list[tuple[str, str]], language: str, copies: int = 2, seed: int = 0,
+                    words: list[str] | None = None) -> list[tuple[str, str]]:
+    """Pairs whose one anchor noun (once on each side) is replaced on both sides by an ImageNet class word
+    (or one of ``words``), ``copies`` times with different words."""
     rng = random.Random(seed)
-    words = sorted({w.word for labels in load_label_set("imagenet-1k").words for w in labels if " " not in w.word})
+    if words is None:
+        words = sorted({w.word for labels in load_label_set("imagenet-1k").words for w in labels if " " not in w.word})
     made = []
     for english, target in pairs:
         for noun, translated in ANCHORS[language].items():
@@ -84,6 +118,34 @@ def copy_noun_pairs(pairs: list[tuple[str, str]], language: str, copies: int = 2
     return made
 
 
+def name_pairs(pairs: list[tuple[str, str]], language: str, names: list[str], seed: int = 0) -> list[tuple[str, str]]:
+    """Pairs that open with a person ("A man ...", "Un homme ...") with that person replaced on both sides
+    by one of ``names``, capitalised ("Zorblax ...")."""
+    rng = random.Random(seed)
+    made = []
+    for english, target in pairs:
+        for noun, translated in SUBJECTS[language].items():
+            opening = re.match(rf"an? {noun}\b", english, flags=re.IGNORECASE)
+            if opening and target.startswith(translated + " "):
+                name = rng.choice(names).capitalize()
+                made.append((name + english[opening.end():], name + target[len(translated):]))
+                break
+    return made
+
+
+def made_up_pairs(pairs: list[tuple[str, str]], language: str, seed: int = 0) -> list[tuple[str, str]]:
+    """Made-up names for the opening person (:func:`name_pairs`) and made-up words for an everyday object
+    (:func:`copy_noun_pairs`), one pair per pair that has either; no made-up word is an English word of ``pairs``."""
+    known = {word.lower() for english, _ in pairs for word in re.findall(r"\w+", english)}
+    words = made_up_words(5_000, known, seed)
+    return name_pairs(pairs, language, words, seed) + copy_noun_pairs(pairs, language, copies=1, seed=seed + 1, words=words)
+
+
+def write_pairs(path: Path, pairs: list[tuple[str, str]]) -> None:
+    atomic_write_text(path, "".join(f"{source}\t{target}\n" for source, target in pairs))
+    print(f"{path.name}: {len(pairs)} pairs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("languages", nargs="+", help="Target languages: de, fr (and cs for the 2016 and 2018 sets)")
@@ -92,7 +154,12 @@ def main() -> None:
     parser.add_argument("--copy-nouns", action="store_true",
                         help="Also write train-copy.LANG.tsv: the training pairs plus pairs that carry ImageNet class "
                              "words over (German and French)")
+    parser.add_argument("--copy-names", action="store_true",
+                        help="With --copy-nouns, also write train-names.LANG.tsv: those pairs plus pairs that carry "
+                             "made-up names and words over")
     args = parser.parse_args()
+    if args.copy_names and not args.copy_nouns:
+        parser.error("--copy-names needs --copy-nouns")
 
     args.out.mkdir(parents=True, exist_ok=True)
     for language in args.languages:
@@ -100,12 +167,12 @@ def main() -> None:
             if not (args.multi30k / "data" / "task1" / "raw" / f"{split}.{language}.gz").is_file():
                 continue  # Czech has no 2017 sets
             pairs = pairs_of(args.multi30k, split, language)
-            atomic_write_text(args.out / f"{split}.{language}.tsv", "".join(f"{s}\t{t}\n" for s, t in pairs))
-            print(f"{split}.{language}.tsv: {len(pairs)} pairs")
+            write_pairs(args.out / f"{split}.{language}.tsv", pairs)
             if split == "train" and args.copy_nouns and language in ANCHORS:
-                pairs += copy_noun_pairs(pairs, language)
-                atomic_write_text(args.out / f"train-copy.{language}.tsv", "".join(f"{s}\t{t}\n" for s, t in pairs))
-                print(f"train-copy.{language}.tsv: {len(pairs)} pairs")
+                copies = pairs + copy_noun_pairs(pairs, language)
+                write_pairs(args.out / f"train-copy.{language}.tsv", copies)
+                if args.copy_names:
+                    write_pairs(args.out / f"train-names.{language}.tsv", copies + made_up_pairs(pairs, language))
 
 
 if __name__ == "__main__":

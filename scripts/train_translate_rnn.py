@@ -36,6 +36,10 @@ DATA = {
     "multi30k-copy": "Multi30k (Elliott et al. 2016) training split: 29,000 Flickr30k descriptions translated by "
                      "people, half of the English in caption style (lower-case start, no full stop), plus copies in "
                      "which an everyday object is replaced on both sides by an ImageNet class word",
+    "multi30k-names": "Multi30k (Elliott et al. 2016) training split: 29,000 Flickr30k descriptions translated by "
+                      "people, half of the English in caption style (lower-case start, no full stop), plus copies in "
+                      "which an everyday object is replaced on both sides by an ImageNet class word or a made-up "
+                      "word, and the opening person by a made-up name",
 }
 
 

@@ -13,7 +13,7 @@ from captioner.text.translation import TextTranslator
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
-from make_multi30k_pairs import copy_noun_pairs  # noqa: E402
+from make_multi30k_pairs import copy_noun_pairs, made_up_pairs, made_up_words, name_pairs  # noqa: E402
 
 ENGLISH = ["A dog runs.", "A cat sleeps.", "Two dogs run.", "A red cat sleeps.", "A dog sleeps.", "Two cats run."]
 GERMAN = ["Ein Hund rennt.", "Eine Katze schläft.", "Zwei Hunde rennen.", "Eine rote Katze schläft.",
@@ -55,6 +55,36 @@ def test_copy_pairs_carry_a_class_word_over_where_an_object_is_named_once_on_eac
     assert made[0][0] != made[1][0]  # two different words
     french = copy_noun_pairs([("A dog runs.", "Un chien court.")], "fr", copies=1)
     assert len(french) == 1 and french[0][0].split()[1] == french[0][1].split()[1]
+
+
+def test_made_up_words_are_new_and_differ():
+    known = {"zorblax"}
+    words = made_up_words(200, known, seed=3)
+    assert len(set(words)) == 200 and not known & set(words)
+    assert all(word.isalpha() and word.islower() and len(word) >= 2 for word in words)
+    assert words == made_up_words(200, known, seed=3)  # seeded
+
+
+def test_name_pairs_put_one_made_up_name_for_the_opening_person_on_both_sides():
+    pairs = [("A man rides a bike.", "Ein Mann fährt Fahrrad."), ("a woman sings", "Eine Frau singt."),
+             ("A dog runs.", "Ein Hund rennt."), ("A man rides.", "Der Mann fährt."), ("A mango.", "Eine Mango.")]
+    made = name_pairs(pairs, "de", ["zorblax", "mireth"])
+    assert len(made) == 2  # no person, a person the translator wrote otherwise, and "mango" are left alone
+    for (english, german), rest in zip(made, [(" rides a bike.", " fährt Fahrrad."), (" sings", " singt.")]):
+        name = english.split()[0]
+        assert name in ("Zorblax", "Mireth") and (english, german) == (name + rest[0], name + rest[1])
+    french = name_pairs([("A girl jumps.", "Une fille saute.")], "fr", ["quenthar"])
+    assert french == [("Quenthar jumps.", "Quenthar saute.")]
+
+
+def test_made_up_pairs_copy_names_and_objects_the_training_english_never_has():
+    pairs = [("A man rides a horse.", "Ein Mann reitet ein Pferd."), ("A dog runs.", "Ein Hund rennt.")]
+    made = made_up_pairs(pairs, "de")
+    assert len(made) == 3  # a name for the man, a word for each usable object
+    english_words = {w.strip(".").lower() for source, _ in pairs for w in source.split()}
+    for english, german in made:
+        [new] = [w.strip(".") for w in english.split() if w.strip(".").lower() not in english_words]
+        assert new in german.replace(".", "").split()
 
 
 def test_a_missing_language_file_is_named(tmp_path):

@@ -269,7 +269,7 @@ def test_shipped_sentiment_rnn_gives_sensible_answers():
 
 @pytest.mark.parametrize("language, expected, carries_koala", [
     ("es", ["perro", "hierba"], True), ("ca", ["gos", "herba"], True),
-    ("de", ["Hund", "Gras"], False),  # German still garbles this one ("Ein Malauch sitzt ..."): see its model card
+    ("de", ["Hund", "Gras"], False),  # German still garbles this one ("Ein Sala sitzt ..."): see its model card
     ("fr", ["chien", "herbe"], True),
 ])
 def test_shipped_translators_translate(language, expected, carries_koala):
@@ -282,6 +282,14 @@ def test_shipped_translators_translate(language, expected, carries_koala):
         assert "koala" in koala.text, koala.text  # a word added by open-world guidance
     grid = dog.extras[f"translate-rnn:{language}"]
     assert grid["source"] == dog.original_text.split() and len(grid["weights"]) == len(grid["target"])
+
+
+@pytest.mark.parametrize("language", ["de", "fr"])
+def test_shipped_multi30k_translators_copy_a_name_that_opens_the_sentence(language):
+    results = [CaptionResult.from_text("1", "Kaito is riding a bike"),
+               CaptionResult.from_text("2", "Mireille is playing the guitar")]
+    PostProcessingChain([f"translate-rnn:{language}"])(results)
+    assert [result.text.split()[0] for result in results] == ["Kaito", "Mireille"], [r.text for r in results]
 
 
 def test_shipped_spanish_translator_copies_unseen_names():
