@@ -90,7 +90,8 @@ def made_up_word(rng: random.Random) -> str:
 
 def made_up_words(count: int, known: set[str], seed: int = 0) -> list[str]:
     """``count`` different :func:`made_up_word` words, none of them in ``known``."""
-    rng, words = random.Random(seed), dict[str, None]()
+    rng = random.Random(seed)
+    words: dict[str, None] = {}  # a set that keeps its order
     while len(words) < count:
         word = made_up_word(rng)
         if word not in known:
