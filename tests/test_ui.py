@@ -326,6 +326,22 @@ def test_models_load_once_warmed_up_and_loading_one_does_not_block_another(monke
         pool.get("c")
 
 
+def test_a_model_that_fails_to_warm_up_is_served_all_the_same(monkeypatch):
+    from types import SimpleNamespace
+
+    from captioner.ui import model_pool
+    from captioner.ui.model_pool import ModelChoice, ModelPool
+
+    def cannot_warm_up():
+        raise RuntimeError("cannot handle black")
+
+    loaded = SimpleNamespace(warm_up=cannot_warm_up)
+    monkeypatch.setattr(model_pool.Captioner, "from_pretrained", staticmethod(lambda source, device=None: loaded))
+    with pytest.warns(UserWarning, match="model 'a' was not warmed up, so its first photo waits longer: "
+                                         "RuntimeError: cannot handle black"):
+        assert ModelPool([ModelChoice("a", "a", "enc", "dec")]).get("a") is loaded
+
+
 def test_the_shipped_default_is_the_default_choice_and_the_others_follow():
     from captioner.ui.model_pool import find_models
 

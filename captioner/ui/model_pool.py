@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 
 from ..captioner import Captioner
 from ..device import describe_device
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, describe_exception
 from ..model_catalog import DEFAULT_MODEL, describe_model, describe_models, resolve_model
 
 
@@ -69,7 +70,11 @@ class ModelPool:
         with self._locks[label]:  # only requests for this same model wait
             if label not in self._loaded:
                 captioner = Captioner.from_pretrained(self.choices[label].source, device=self.device)
-                captioner.warm_up()  # its first visitor does not wait for the encoder's compilation
+                try:
+                    captioner.warm_up()  # its first visitor does not wait for the encoder's compilation
+                except Exception as error:  # a blank image is no real photo: serve the model all the same
+                    warnings.warn(f"model {label!r} was not warmed up, so its first photo waits longer: "
+                                  f"{describe_exception(error)}", stacklevel=2)
                 self._loaded[label] = captioner
             return self._loaded[label]
 
