@@ -29,6 +29,7 @@ rides a bike") and counts the translations that carry the name exactly as writte
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import shutil
@@ -122,9 +123,8 @@ def carried_over(translator: TextTranslator, captions: list[str], known: set[str
 
 def names_carried(translator: TextTranslator, sentences: list[str]) -> dict:
     """How many translations of ``sentences`` with a name (:data:`NAMES`) for their opening person carry the name."""
-    named = [(name, name + sentence[opening.end():]) for sentence, name in zip(
-        sentences, (NAMES[i % len(NAMES)] for i in range(len(sentences))))
-        if (opening := OPENING_PERSON.match(sentence))]
+    named = [(name, name + sentence[opening.end():]) for sentence, name in zip(sentences, itertools.cycle(NAMES))
+             if (opening := OPENING_PERSON.match(sentence))]
     translations = translator.translate([sentence for _, sentence in named], BEAM_SIZE)
     carried = [name in re.findall(r"\w+", translation.text) for (name, _), translation in zip(named, translations)]
     examples = [{"source": sentence, "translation": translation.text}
