@@ -116,3 +116,29 @@ def test_training_picks_the_epoch_on_the_given_split_and_says_what_the_data_is(t
     assert continued.stdout.startswith("start: valid loss ") and "mean of the last 2 epochs, valid loss" in continued.stdout
     again = TextTranslator.load(tmp_path / "continued")  # the start's sizes and subwords, whatever the defaults
     assert again.model.config == translator.model.config and again.tokenizer.vocab_size == translator.tokenizer.vocab_size
+
+
+def test_distilled_pairs_follow_the_base_pairs_with_the_translators_own_translations(tmp_path):
+    multi30k = write_multi30k(tmp_path / "multi30k")
+    pairs = tmp_path / "pairs"
+    subprocess.run([sys.executable, str(SCRIPTS / "make_multi30k_pairs.py"), "--multi30k", str(multi30k),
+                    "--out", str(pairs), "de"], capture_output=True, check=True)
+    subprocess.run([sys.executable, str(SCRIPTS / "train_translate_rnn.py"), "--pairs", str(pairs), "--language", "de",
+                    "--valid-split", "val", "--data", "multi30k", "--vocab-size", "300", "--embed-dim", "16",
+                    "--encoder-dim", "16", "--decoder-dim", "32", "--epochs", "1", "--out", str(tmp_path / "model")],
+                   capture_output=True, check=True)
+    base = [("A koala sleeps.", "Ein koala schläft.")]
+    (pairs / "little.de.tsv").write_text("".join(f"{english}\t{german}\n" for english, german in base))
+    command = [sys.executable, str(SCRIPTS / "make_distilled_pairs.py"), "--pairs", str(pairs), "--base", "little",
+               "--translator", str(tmp_path / "model"), "--out-split", "little-kd"]
+    done = subprocess.run([*command, "de"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "little-kd.de.tsv: 61 pairs"
+    made = read_pairs(pairs / "little-kd.de.tsv")
+    english = [source for source, _ in read_pairs(pairs / "train.de.tsv")]
+    translations = [t.text for t in TextTranslator.load(tmp_path / "model").translate(english)]
+    assert made == base + list(zip(english, translations))
+    wrong = subprocess.run([*command, "fr"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "translates into 'de', not 'fr'" in wrong.stderr
+    elsewhere = [("nowhere" if argument == "little" else argument) for argument in command]
+    missing = subprocess.run([*elsewhere, "de"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nowhere.de.tsv: missing" in missing.stderr
