@@ -40,12 +40,9 @@ DATA = {
                       "people, half of the English in caption style (lower-case start, no full stop), plus copies in "
                       "which an everyday object is replaced on both sides by an ImageNet class word or a made-up "
                       "word, and the opening person by a made-up name",
-    "multi30k-kd": "Multi30k (Elliott et al. 2016) training split: 29,000 Flickr30k descriptions translated by "
-                   "people, half of the English in caption style (lower-case start, no full stop), plus copies in "
-                   "which an everyday object is replaced on both sides by an ImageNet class word or a made-up "
-                   "word, and the opening person by a made-up name; and the training English again, translated "
-                   "by the previous model (sequence-level distillation)",
 }
+DATA["multi30k-kd"] = (DATA["multi30k-names"] + "; and the training English again, translated by the previous model "
+                       "(sequence-level distillation)")
 
 
 def main() -> None:
