@@ -17,13 +17,12 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Table, percentile  # noqa: E402
-
 
 APIS = ("gradio", "http")
 

@@ -20,7 +20,7 @@ from captioner.device import fast_bfloat16
 
 
 def build_vit_gpt2() -> tuple[Any, Any]:
-    from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    from transformers import GPT2Config, VisionEncoderDecoderConfig, VisionEncoderDecoderModel, ViTConfig, ViTImageProcessor
 
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(ViTConfig(), GPT2Config(add_cross_attention=True))
     config.decoder_start_token_id = config.eos_token_id = 50256

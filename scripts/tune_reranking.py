@@ -10,7 +10,8 @@ consensus for every neighbours x generic setting (``consensus_weight`` 0), and e
 setting's BLEU-4, CIDEr and distinct captions are printed, for the split and for each
 half of it. To show what choosing on these photos is worth on others, a setting is
 then chosen on each half (the one that clears the targets by the widest margin) and
-scored on the other half, and both halves together. This is the grid of flickr8k-ensemble's model card; store the chosen setting with
+scored on the other half, and both halves together. This is the grid of flickr8k-ensemble's
+model card; store the chosen setting with
 ``captioner average MODEL -o OUT --set length_penalty=... --set consensus_generic=...``.
 """
 
