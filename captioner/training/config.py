@@ -32,6 +32,9 @@ class TrainConfig:
     augment: bool = True  # finetune mode: random zoom, shift, colour and caption-safe mirroring
     cache_activations: bool = False  # finetune mode: run the frozen stages once per image (CPU; no augment)
     classifier_distillation: float = 1.0  # finetune mode: keep the encoder's classifier (open-world guidance) true
+    teacher: str | None = None  # word-level distillation: a model (folder or name) of the same vocabulary
+    teacher_weight: float = 0.5  # the teacher's share of the word loss; the reference words keep the rest
+    teacher_top_k: int = 8  # the teacher's most likely next words kept per position
     epochs: int = 30
     batch_size: int = 64
     lr: float = 4e-4
@@ -67,6 +70,9 @@ class TrainConfig:
         if self.cache_activations and self.augment:
             raise ValueError("cache_activations computes each image's activations once, so it cannot augment: "
                              "set augment = false")
+        if self.teacher is not None and (self.objective != "xe" or not 0.0 < self.teacher_weight <= 1.0
+                                         or self.teacher_top_k < 1):
+            raise ValueError("a teacher needs objective xe, teacher_weight in (0, 1] and teacher_top_k >= 1")
         if self.reset_decoder and not self.init_from:
             raise ValueError("reset_decoder needs init_from (the model whose encoder and vocabulary are kept)")
         if self.epochs < 1 or self.batch_size < 1:

@@ -12,6 +12,7 @@ from ..decoder import Decoder
 from ..encoder import Encoder, EncoderOutput
 from ..vocab import Vocabulary
 from .distillation import classifier_drift
+from .word_distillation import distillation_loss
 
 
 class TeacherForcing(nn.Module):
@@ -54,12 +55,16 @@ class TeacherForcing(nn.Module):
 
 
 def caption_loss(logits: torch.Tensor, attention: torch.Tensor | None, targets: torch.Tensor,
-                 label_smoothing: float = 0.0, attention_regularization: float = 0.0) -> torch.Tensor:
+                 label_smoothing: float = 0.0, attention_regularization: float = 0.0,
+                 teacher: tuple[torch.Tensor, torch.Tensor] | None = None, teacher_weight: float = 0.0) -> torch.Tensor:
     """Cross-entropy of ``logits (B, T, V)`` against ``targets (B, T)`` (padding ignored), plus the
     doubly stochastic attention penalty of Show, Attend and Tell: every region ``(B, T, N)`` should
-    get about one unit of attention over the caption."""
+    get about one unit of attention over the caption. With a ``teacher``'s next-word distributions
+    (``(ids, probs)``, each ``(B, T, K)``), ``teacher_weight`` of the word loss is against those."""
     loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
                            ignore_index=Vocabulary.pad_id, label_smoothing=label_smoothing)
+    if teacher is not None:
+        loss = (1.0 - teacher_weight) * loss + teacher_weight * distillation_loss(logits, teacher, targets)
     if attention is not None and attention_regularization > 0:
         mask = (targets != Vocabulary.pad_id).unsqueeze(-1).to(attention.dtype)  # (B, T, 1)
         coverage = (attention * mask).sum(dim=1)  # (B, N): attention each region got over the caption

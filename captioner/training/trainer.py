@@ -35,6 +35,7 @@ from .scst import scst_loss
 from .sources import CachedFeatures, TrainingData, finetuning_data
 from .teacher_forcing import TrainingModule, caption_loss
 from .validation import validate
+from .word_distillation import TeacherTargets, teacher_targets
 
 
 class TrainingError(CaptionerError):
@@ -70,6 +71,7 @@ class Trainer:
             self.cider = CiderD(self.references)
         self.pairs = encode_captions(self.train_images, self.captioner.vocab, config.max_words)
         self.image_mirrorable = torch.tensor([all(map(mirrorable, image.captions)) for image in self.train_images])
+        self.teacher = self._teacher_targets()
 
         finetune = config.mode == "finetune"
         self.distill = (finetune and config.classifier_distillation > 0
@@ -84,6 +86,16 @@ class Trainer:
         self.start_epoch, self.selection = 0, EarlyStopping(config.patience)
         if self.resume_from is not None:
             self._restore(self.resume_from)
+
+    def _teacher_targets(self) -> TeacherTargets | None:
+        """The teacher's next-word distributions for every training caption (None without a teacher)."""
+        config = self.config
+        if config.teacher is None:
+            return None
+        if self.world > 1:
+            raise TrainingError("word-level distillation (teacher) runs in a single process")
+        return teacher_targets(config.teacher, self.captioner.vocab, self.train_images, self.pairs,
+                               config.teacher_top_k, self.output, self.device, self.progress)
 
     def _build_captioner(self, start_from: Path | None, device: str | None) -> Captioner:
         """A new model (pretrained encoder, vocabulary from the training captions), or the one in
@@ -163,7 +175,9 @@ class Trainer:
                 length = int((tokens != Vocabulary.pad_id).sum(1).max())
                 inputs, targets = tokens[:, : length - 1], tokens[:, 1:length]
                 logits, attention, drift = self.module(source, reference_logits, inputs, sample_prob, generator)
-                loss = caption_loss(logits, attention, targets, config.label_smoothing, config.attention_regularization)
+                teacher = None if self.teacher is None else self.teacher.rows(batch, length - 1)
+                loss = caption_loss(logits, attention, targets, config.label_smoothing, config.attention_regularization,
+                                    teacher, config.teacher_weight)
             if drift is not None:
                 loss = loss + config.classifier_distillation * drift
         return loss, drift
