@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -256,3 +257,8 @@ def test_an_infinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_flickr, 
     assert (checkpoints / "LATEST").read_text().strip() == "epoch-0001"
     assert Captioner.from_pretrained(checkpoints / "epoch-0001", device="cpu").caption(
         str(tiny_flickr / "images" / "img1.jpg")).text
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "docs").glob("train-*.toml")), ids=lambda p: p.name)
+def test_every_documented_recipe_is_a_valid_config(recipe):
+    assert TrainConfig.from_file(recipe).epochs >= 1
