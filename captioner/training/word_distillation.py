@@ -102,7 +102,6 @@ def teacher_targets(teacher_name: str, student_vocab: Vocabulary, images: list[C
     if list(teacher.vocab.tokens) != list(student_vocab.tokens):
         raise CaptionerError(f"teacher {teacher_name!r} has another vocabulary than the model being trained; "
                              "word-level distillation needs the same words on both sides")
-    teacher.decoder.eval()
     targets = compute_teacher_targets(teacher, images, pairs, top_k, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {"tokens": pairs.tokens.contiguous(), "ids": targets.ids, "probs": targets.probs}
