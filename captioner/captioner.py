@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .batch_loader import BatchLoader
 from .consensus import CaptionMemory, encoder_fingerprint
 from .decoder import CheckedDecoder, Decoder, ImageRows, StepDecoder, check_decoder_step
+from .decoder_weights import DecoderWeights, decoder_weights_wanted, int8_copy
 from .decoding import DecodingOptions, decode
 from .device import fast_bfloat16, pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
@@ -52,6 +53,15 @@ class CaptionModel(nn.Module):
     def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``(B, T, V)`` for images ``(B, 3, H, W)`` and tokens ``(B, T)``."""
         return self.decoder(self.encoder(images), tokens)
+
+
+def _weights_fingerprint(module: nn.Module) -> tuple[tuple[int, int], ...]:
+    """Where ``module``'s tensors live and how often each was written: it changes when the weights do."""
+    return tuple(
+        # Inference tensors (a model built under torch.inference_mode) have no version counter.
+        (t.data_ptr(), -1 if t.is_inference() else t._version)
+        for t in itertools.chain(module.parameters(), module.buffers())
+    )
 
 
 def _registered_name(module: nn.Module, registry_kind: str) -> str:
@@ -152,6 +162,7 @@ class Captioner:
         self.mixed_precision = fast_bfloat16(self.device)  # bf16 autocast for the encoder (CUDA, AMX CPUs)
         self.channels_last = self.device.type in ("cpu", "cuda")  # CNNs run about 2x faster so on a CPU
         self.openvino = openvino_wanted(self.device)  # the encoder compiled by OpenVINO (CPU, about 2.3x faster)
+        self.decoder_weights: DecoderWeights = decoder_weights_wanted(self.device)  # int8 on request (CPU)
         if self.channels_last:
             self.model.encoder.to(memory_format=torch.channels_last)
         self.decoding = decoding or DecodingOptions()
@@ -159,6 +170,7 @@ class Captioner:
         self._chains: dict[tuple[str, ...], PostProcessingChain] = {}
         self._fused: tuple[tuple, nn.Module] | None = None  # (weights fingerprint, fused encoder)
         self._compiled: tuple[tuple, tuple[int, ...], OpenVINOEncoder | None] | None = None  # (fingerprint, pixel shape, ...)
+        self._int8: tuple[tuple, Decoder] | None = None  # (weights fingerprint, int8 decoder)
         self._object_words: dict[bool, ObjectWords] = {}  # by open_vocabulary
         self._decoder_checked = False  # one probe step, the first time captions are written
         self.memory = memory
@@ -366,17 +378,36 @@ class Captioner:
         """The encoder's fused copy (built when first needed, rebuilt when its weights change) in eval mode."""
         if self.encoder.training:
             return self.encoder
-        fingerprint = tuple(
-            # Inference tensors (a model built under torch.inference_mode) have no version counter.
-            (t.data_ptr(), -1 if t.is_inference() else t._version)
-            for t in itertools.chain(self.encoder.parameters(), self.encoder.buffers())
-        )
+        fingerprint = _weights_fingerprint(self.encoder)
         if self._fused is None or self._fused[0] != fingerprint:
             fused = self.encoder.fused_for_inference() if hasattr(self.encoder, "fused_for_inference") else None
             if fused is not None and self.channels_last:
                 fused.to(memory_format=torch.channels_last)
             self._fused = (fingerprint, fused or self.encoder)
         return self._fused[1]
+
+    def inference_decoder(self, features: EncoderOutput | None = None) -> Decoder:
+        """The decoder as captions are written: its int8 copy where :attr:`decoder_weights` asks
+        for one (:mod:`captioner.decoder_weights`; built when first needed, rebuilt when the
+        weights change), else the decoder itself. A new copy takes one probe step on
+        ``features``' first row; a decoder whose copy fails it (a plugin that reads a layer's
+        weight tensor itself) stays in float32, with one warning."""
+        if self.decoder_weights == "float32" or self.decoder.training:
+            return self.decoder
+        fingerprint = _weights_fingerprint(self.decoder)
+        if self._int8 is None or self._int8[0] != fingerprint:
+            compact = int8_copy(self.decoder)
+            if features is not None:
+                try:
+                    with torch.inference_mode():
+                        check_decoder_step(compact, features.rows(slice(0, 1)), self.vocab.start_id, len(self.vocab))
+                except Exception as error:
+                    warnings.warn(f"the decoder runs with float32 weights: its int8 copy failed a step "
+                                  f"({describe_exception(error)}); CAPTIONER_DECODER_WEIGHTS=float32 skips trying",
+                                  stacklevel=2)
+                    compact = self.decoder
+            self._int8 = (fingerprint, compact)
+        return self._int8[1]
 
     def warm_up(self) -> None:
         """Caption one blank image, so that the one-time work (converting and compiling the encoder
@@ -493,7 +524,7 @@ class Captioner:
             probabilities = features.class_logits.float().softmax(dim=1)
         if options.method == "greedy" and options.guide and object_words is not None:
             options = options.updated(method="beam", beam_size=1)  # greedy is a beam of one, which guidance steers
-        decoder: StepDecoder = CheckedDecoder(self.decoder, len(self.vocab))  # a plugin's every step is checked
+        decoder: StepDecoder = CheckedDecoder(self.inference_decoder(features), len(self.vocab))  # every step checked
         constraints, source = None, cast(ImageRows, features)
         if object_words is not None and probabilities is not None and options.guide:
             evidence = self._evidence(features.pooled, probabilities, object_words.label_set)
