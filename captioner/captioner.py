@@ -17,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .batch_loader import BatchLoader
+from .colours import colour_shares, unseen_colour_words
 from .consensus import CaptionMemory, encoder_fingerprint
 from .decoder import CheckedDecoder, Decoder, ImageRows, StepDecoder, check_decoder_step
 from .decoder_weights import DecoderWeights, decoder_weights_wanted, int8_copy
@@ -452,6 +453,14 @@ class Captioner:
         except Exception as error:
             raise self._plugin_failure("decoder", decoders, self.decoder, error) from error
 
+    def _photo_rgb(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Every fourth pixel of the photos that preprocessed ``pixels`` were made from, RGB in [0, 1]
+        ``(B, 3, H / 4, W / 4)`` (a stack's first member's input): enough to tell which colours are there."""
+        config = self.encoder_config.members[0] if self.encoder_config.members else self.encoder_config
+        height, width = config.input_size
+        mean, std = (pixels.new_tensor(values, dtype=torch.float32).view(1, 3, 1, 1) for values in (config.mean, config.std))
+        return pixels[:, :3, :height:4, :width:4].float() * std + mean
+
     @staticmethod
     def _plugin_failure(kind: str, registry: Any, module: nn.Module, error: Exception) -> PluginError:
         name = getattr(module, "registered_name", None) or type(module).__name__
@@ -466,9 +475,13 @@ class Captioner:
         On a CPU the encoder runs compiled by OpenVINO where it can (:attr:`openvino`,
         :mod:`captioner.openvino_encoder`); otherwise channels-last on CPU and CUDA. Either
         runs in bfloat16 where that is fast (:func:`~captioner.device.fast_bfloat16`: CUDA,
-        CPUs with AMX) unless ``mixed_precision`` is set to False.
+        CPUs with AMX) unless ``mixed_precision`` is set to False. The features also carry
+        the photos' colours (``colours``, :func:`~captioner.colours.colour_shares`).
         """
         pixels = pixels.to(self.device, non_blocking=True)
+        return self._run_encoder(pixels)._replace(colours=colour_shares(self._photo_rgb(pixels)))
+
+    def _run_encoder(self, pixels: torch.Tensor) -> EncoderOutput:
         compiled = self.compiled_encoder(tuple(pixels.shape[1:]))
         if compiled is not None:
             return compiled(pixels, bfloat16=self.mixed_precision)
@@ -531,6 +544,9 @@ class Captioner:
             ruled_out = None
             if evidence is not None and self.language_model is not None and options.people_threshold:
                 ruled_out = self.language_model.ruled_out(evidence, (options.people_threshold, options.absent_threshold))
+            if features.colours is not None and options.colour_threshold:
+                unseen = unseen_colour_words(features.colours, self.vocab.tokens, options.colour_threshold)
+                ruled_out = unseen if ruled_out is None else ruled_out | unseen
             if options.method == "beam" and options.max_objects:
                 constraints = object_words.constraints(probabilities, options, ruled_out)
             if evidence is not None and self.language_model is not None and options.language_weight:

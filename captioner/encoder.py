@@ -80,18 +80,22 @@ class EncoderOutput(NamedTuple):
 
     A stack of encoders (:mod:`captioner.encoder_stack`) also returns each member's own
     output in ``members``; its pooled features and grid are then its first member's.
+    ``colours`` ``(B, bins)`` is not the encoder's: :meth:`Captioner.encode` adds the
+    photos' :func:`~captioner.colours.colour_shares`, which guidance checks colour words against.
     """
 
     pooled: torch.Tensor
     grid: torch.Tensor | None
     class_logits: torch.Tensor | None = None
     members: tuple[EncoderOutput, ...] | None = None
+    colours: torch.Tensor | None = None
 
     def _map(self, tensor_fn: Callable[[torch.Tensor], torch.Tensor]) -> EncoderOutput:
         """``tensor_fn`` applied to every tensor, the members' included."""
-        grid, class_logits = (None if value is None else tensor_fn(value) for value in (self.grid, self.class_logits))
+        grid, class_logits, colours = (None if value is None else tensor_fn(value)
+                                       for value in (self.grid, self.class_logits, self.colours))
         members = None if self.members is None else tuple(member._map(tensor_fn) for member in self.members)
-        return EncoderOutput(tensor_fn(self.pooled), grid, class_logits, members)
+        return EncoderOutput(tensor_fn(self.pooled), grid, class_logits, members, colours)
 
     def rows(self, index: slice | torch.Tensor | list[int]) -> EncoderOutput:
         """The features of some images, e.g. ``features.rows(slice(i, i + 1))`` for image ``i``."""

@@ -40,7 +40,8 @@ device_option = click.option("--device", default=None, help="cuda, cuda:1, mps o
 
 
 GUIDANCE_FIELDS = ("guide", "object_threshold", "new_word_threshold", "max_objects", "absent_threshold", "object_margin",
-                   "open_vocabulary", "people_threshold", "language_weight", "consensus_neighbours")
+                   "open_vocabulary", "people_threshold", "colour_threshold", "language_weight",
+                   "consensus_neighbours")
 
 
 def guidance_options(command):
@@ -65,6 +66,9 @@ def guidance_options(command):
         click.option("--people-threshold", type=click.FloatRange(0, 1), default=None,
                      help="Do not say words for people (or said only with people) where the model's people "
                           "detector gives them less probability than this (0 turns it off; default: the model's)."),
+        click.option("--colour-threshold", type=click.FloatRange(0, 1), default=None,
+                     help="Do not say a colour word where fewer than this share of the photo's pixels have that "
+                          "colour (0 turns it off; default: the model's)."),
         click.option("--language-weight", type=click.FloatRange(min=0), default=None,
                      help="Weight of the model's caption language model, given the photo's evidence, beside the "
                           "decoder on photos unlike the training photos (0 turns it off; default: the model's)."),

@@ -38,6 +38,10 @@ class DecodingOptions:
     the decoder's ``language_weight`` times the photo's unfamiliarity (0 for photos like
     the training photos, 1 for photos unlike any of them). 0 turns either off.
 
+    Colours (see :mod:`captioner.colours`): with ``guide`` on, a colour word is not said
+    where fewer than ``colour_threshold`` of the photo's pixels have that colour (features
+    from :meth:`Captioner.encode` carry the shares). 0 turns it off.
+
     Consensus reranking (models with a caption memory; see :mod:`captioner.consensus`):
     with ``consensus_neighbours`` above 0, the beam's candidates are reordered by their
     agreement (CIDEr-D) with the captions of that many training photos most like the
@@ -67,6 +71,7 @@ class DecodingOptions:
     object_margin: float = 0.4
     people_threshold: float = 0.0
     language_weight: float = 0.0
+    colour_threshold: float = 0.0
     consensus_neighbours: int = 0
     consensus_weight: float = 0.0
     consensus_generic: float = 0.0
@@ -101,6 +106,8 @@ class DecodingOptions:
             problems.append(f"object_margin must be >= 0, not {self.object_margin}")
         if not 0 <= self.people_threshold <= 1:
             problems.append(f"people_threshold must be in [0, 1], not {self.people_threshold}")
+        if not 0 <= self.colour_threshold <= 1:
+            problems.append(f"colour_threshold must be in [0, 1], not {self.colour_threshold}")
         if self.language_weight < 0:
             problems.append(f"language_weight must be >= 0, not {self.language_weight}")
         if not 0 <= self.absent_threshold <= 1:
