@@ -3,10 +3,11 @@
 The decoder learned its colours from Flickr8k, where "a black and white dog" opens
 thousands of captions, so on other photos it writes "a black and white elephant" or
 "a black and white triceratops". The photo itself says which colours are there: each
-pixel is named by its hue, saturation and value (HSV) with one of :data:`COLOURS`, and
-a colour word is said only where at least ``colour_threshold`` of the photo's pixels
-have that colour (:class:`~captioner.decoding.DecodingOptions`). A black dog on grass
-keeps "black"; an elephant photo with no white in it loses "white".
+pixel is put by its hue, saturation and value (HSV) in one or two of the wide colour
+:data:`BINS`, and a colour word (:data:`COLOURS`) is said only where at least
+``colour_threshold`` of the photo's pixels fall in one of its bins
+(:class:`~captioner.decoding.DecodingOptions`). A black dog on grass keeps "black"; an
+elephant photo with no white in it loses "white".
 
 The bins are deliberately wide (a brown dog's fur in shadow counts as black too):
 the aim is to stop colours that are not in the photo at all, not to name them finely.
@@ -18,8 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-# Each colour word of captions, with the HSV region it covers: value (brightness) and
-# saturation bounds, and for chromatic colours a hue range in degrees (wrapping at 360).
+# Each colour word of captions and the bins that show it ("orange" is left out: it is also a fruit).
 COLOURS: dict[str, tuple[str, ...]] = {
     "black": ("black",),
     "white": ("white",),

@@ -46,8 +46,8 @@ def int8_copy(decoder: ModuleT) -> ModuleT:
     """A copy of ``decoder`` in eval mode whose linear and recurrent layers hold int8 weights
     (one scale per output channel) and quantise their inputs per call; ``decoder`` is left as it is."""
     with warnings.catch_warnings():
-        # torch marks its eager quantisation API deprecated in favour of torchao, which has no
-        # CPU kernels for recurrent cells; the API is still in every torch version supported here.
+        # torch marks its eager quantisation API deprecated in favour of torchao, whose quantize_
+        # covers linear layers, not recurrent cells; the API is in every torch version supported here.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
