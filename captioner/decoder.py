@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, is_dataclass
-from typing import Any, NamedTuple, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self, cast
 
 import torch
 from torch import nn
@@ -99,6 +99,55 @@ class Decoder(StepDecoder):
             logits.append(out.logits)
             state = out.state
         return torch.stack(logits, dim=1)
+
+
+def member_states(state: State, count: int) -> list[State]:
+    """An ensemble's state, whose keys are ``"<member>.<key>"``, split into its ``count`` members' states."""
+    parts: list[State] = [{} for _ in range(count)]
+    for key, value in state.items():
+        index, _, name = key.partition(".")
+        parts[int(index)][name] = value
+    return parts
+
+
+def joined_states(parts: list[State]) -> State:
+    """Members' states side by side in one state, under keys ``"<member>.<key>"``."""
+    return {f"{i}.{key}": value for i, part in enumerate(parts) for key, value in part.items()}
+
+
+def mean_log_probs(logits: list[torch.Tensor]) -> torch.Tensor:
+    """Members' step logits ``(R, V)`` each -> the mean of their log-probabilities ``(R, V)``, in float32."""
+    return torch.stack([member.float().log_softmax(dim=-1) for member in logits]).mean(dim=0)
+
+
+class MeanOfDecoders(StepDecoder):
+    """Step decoders of one vocabulary searched as one (an ensemble): each step, the mean of their
+    log-probabilities. ``init_state`` takes one source per member; no attention is reported."""
+
+    def __init__(self, decoders: list[StepDecoder]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(decoders)
+        self.image_state = tuple(f"{i}.{key}" for i, member in enumerate(decoders) for key in member.image_state)
+
+    @property
+    def decoders(self) -> list[StepDecoder]:
+        """The members, typed (``members`` is the ``nn.ModuleList`` that holds their weights)."""
+        return cast(list[StepDecoder], list(self.members))
+
+    def init_state(self, source: Any) -> State:
+        return joined_states([member.init_state(s) for member, s in zip(self.decoders, source, strict=True)])
+
+    def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
+        outs = [member.step(tokens, part) for member, part in zip(self.decoders, member_states(state, len(self.members)))]
+        return DecoderStep(mean_log_probs([out.logits for out in outs]), joined_states([out.state for out in outs]))
+
+    def reorder_state(self, state: State, index: torch.Tensor) -> State:
+        parts = member_states(state, len(self.members))
+        return joined_states([member.reorder_state(part, index) for member, part in zip(self.decoders, parts)])
+
+    def reorder_beams(self, state: State, index: torch.Tensor) -> State:
+        parts = member_states(state, len(self.members))
+        return joined_states([member.reorder_beams(part, index) for member, part in zip(self.decoders, parts)])
 
 
 @torch.inference_mode()

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from captioner import Decoder, DecoderStep, EncoderOutput, create_decoder, hookimpl
-from captioner.decoder import State
+from captioner.decoder import State, joined_states, mean_log_probs, member_states
 
 
 @dataclass(frozen=True)
@@ -58,42 +58,30 @@ class EnsembleDecoder(Decoder):
         """The members, typed (``members`` is the ``nn.ModuleList`` that holds their weights)."""
         return cast(list[Decoder], list(self.members))
 
-    @staticmethod
-    def _split(state: State, count: int) -> list[State]:
-        parts: list[State] = [{} for _ in range(count)]
-        for key, value in state.items():
-            index, _, name = key.partition(".")
-            parts[int(index)][name] = value
-        return parts
-
-    @staticmethod
-    def _join(parts: list[State]) -> State:
-        return {f"{i}.{key}": value for i, part in enumerate(parts) for key, value in part.items()}
-
     def init_state(self, features: EncoderOutput) -> State:
         sources = self.config.sources
         if sources is None:
-            return self._join([member.init_state(features) for member in self.decoders])
+            return joined_states([member.init_state(features) for member in self.decoders])
         if features.members is None or len(features.members) <= max(sources):
             found = 0 if features.members is None else len(features.members)
             raise ValueError(f"this ensemble reads {max(sources) + 1} stacked encoders' features, but got {found}")
-        return self._join([member.init_state(features.members[s]) for member, s in zip(self.decoders, sources)])
+        return joined_states([member.init_state(features.members[s]) for member, s in zip(self.decoders, sources)])
 
     def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
-        outs = [member.step(tokens, part) for member, part in zip(self.decoders, self._split(state, len(self.members)))]
-        log_probs = torch.stack([out.logits.float().log_softmax(dim=-1) for out in outs]).mean(dim=0)  # (R, V)
+        outs = [member.step(tokens, part) for member, part in zip(self.decoders, member_states(state, len(self.members)))]
+        log_probs = mean_log_probs([out.logits for out in outs])  # (R, V)
         attentions = [attention for i in self.reporting if (attention := outs[i].attention) is not None]
         shown = bool(attentions) and len(attentions) == len(self.reporting)  # every reporting member attends
         attention = torch.stack(attentions).mean(dim=0) if shown else None  # (R, N)
-        return DecoderStep(log_probs, self._join([out.state for out in outs]), attention)
+        return DecoderStep(log_probs, joined_states([out.state for out in outs]), attention)
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
-        parts = self._split(state, len(self.members))
-        return self._join([member.reorder_state(part, index) for member, part in zip(self.decoders, parts)])
+        parts = member_states(state, len(self.members))
+        return joined_states([member.reorder_state(part, index) for member, part in zip(self.decoders, parts)])
 
     def reorder_beams(self, state: State, index: torch.Tensor) -> State:
-        parts = self._split(state, len(self.members))
-        return self._join([member.reorder_beams(part, index) for member, part in zip(self.decoders, parts)])
+        parts = member_states(state, len(self.members))
+        return joined_states([member.reorder_beams(part, index) for member, part in zip(self.decoders, parts)])
 
 
 @hookimpl

@@ -11,7 +11,8 @@
 ``--valid-split``; without it 2,000 training pairs are held out to pick the epoch).
 ``--init FOLDER`` continues training a saved model (its tokenizer and sizes), for
 example a few epochs at a lower learning rate with ``--average-last`` (checkpoint
-averaging).
+averaging). ``--tokenizer-from FOLDER --seed N`` trains a new model from scratch that
+shares a saved one's subwords, so that the two can be ensembled.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def main() -> None:
     parser.add_argument("--batch-tokens", type=int, default=3_000)
     parser.add_argument("--learning-rate", type=float, default=TextTrainingConfig.learning_rate)
     parser.add_argument("--init", type=Path, help="Continue from this saved translate-rnn model")
+    parser.add_argument("--tokenizer-from", type=Path,
+                        help="Start from scratch with this saved model's tokenizer (to ensemble with it)")
+    parser.add_argument("--seed", type=int, default=TextTrainingConfig.seed)
     parser.add_argument("--average-last", type=int, default=0,
                         help="Also try the mean of the last N epochs' weights; kept if its validation loss is lower")
     parser.add_argument("--device", default="cpu")
@@ -78,13 +82,14 @@ def main() -> None:
     if start is not None:
         tokenizer, model_config = start.tokenizer, start.model.config
     else:
-        tokenizer = SubwordTokenizer.train([text for pair in train for text in pair], args.vocab_size)
+        tokenizer = (TextTranslator.load(args.tokenizer_from).tokenizer if args.tokenizer_from
+                     else SubwordTokenizer.train([text for pair in train for text in pair], args.vocab_size))
         model_config = TranslatorConfig(
             vocab_size=tokenizer.vocab_size, embed_dim=args.embed_dim, encoder_dim=args.encoder_dim,
             decoder_dim=args.decoder_dim, dropout=args.dropout,
         )
     config = TextTrainingConfig(epochs=args.epochs, batch_tokens=args.batch_tokens, learning_rate=args.learning_rate,
-                                average_last=args.average_last, device=args.device)
+                                average_last=args.average_last, device=args.device, seed=args.seed)
     metadata = {
         "source": "en",
         "target": args.language,

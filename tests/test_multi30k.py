@@ -139,6 +139,17 @@ def test_distilled_pairs_follow_the_base_pairs_with_the_translators_own_translat
     assert made == base + list(zip(english, translations))
     wrong = subprocess.run([*command, "fr"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "translates into 'de', not 'fr'" in wrong.stderr
+    subprocess.run([sys.executable, str(SCRIPTS / "train_translate_rnn.py"), "--pairs", str(pairs), "--language", "de",
+                    "--valid-split", "val", "--data", "multi30k", "--tokenizer-from", str(tmp_path / "model"),
+                    "--seed", "1", "--embed-dim", "16", "--encoder-dim", "16", "--decoder-dim", "32", "--epochs", "1",
+                    "--out", str(tmp_path / "second")], capture_output=True, check=True)
+    done = subprocess.run([*command, "--translator", str(tmp_path / "second"), "--out-split", "little-ens", "de"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "little-ens.de.tsv: 61 pairs"
+    first, second = TextTranslator.load(tmp_path / "model"), TextTranslator.load(tmp_path / "second")
+    assert second.tokenizer.to_str() == first.tokenizer.to_str()
+    ensembled = [t.text for t in first.translate(english, ensemble_with=[second])]
+    assert read_pairs(pairs / "little-ens.de.tsv") == base + list(zip(english, ensembled))
     elsewhere = [("nowhere" if argument == "little" else argument) for argument in command]
     missing = subprocess.run([*elsewhere, "de"], capture_output=True, text=True)
     assert missing.returncode == 2 and "nowhere.de.tsv: missing" in missing.stderr

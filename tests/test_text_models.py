@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import captioner.text.translation as translation_module
 from captioner import Candidate, CaptionResult, PostProcessError
 from captioner.cli import cli
+from captioner.decoder import MeanOfDecoders
 from captioner.decoding import beam_search
 from captioner.postprocessing import PostProcessingChain, list_postprocessor_specs
 from captioner.text.batching import length_batches, pad
@@ -21,7 +22,13 @@ from captioner.text.metrics import accuracy, macro_f1
 from captioner.text.sentiment import LABELS, SentimentClassifier, SentimentConfig
 from captioner.text.tokenizer import SubwordTokenizer
 from captioner.text.training import TextTrainingConfig, train_sentiment, train_translator
-from captioner.text.translation import MAX_PIECE_WORDS, TextTranslator, TranslatorConfig, split_for_translation
+from captioner.text.translation import (
+    MAX_PIECE_WORDS,
+    Seq2SeqTranslator,
+    TextTranslator,
+    TranslatorConfig,
+    split_for_translation,
+)
 from captioner.ui.language import Languages
 
 NOUNS = "dog cat film movie show book phone meal song day".split()
@@ -192,6 +199,31 @@ def test_long_texts_are_translated_in_pieces(tiny_translator):
     assert all(sum(row[4:]) == 0 for row in two.attention[:first])  # each piece attends to its own words
     assert all(sum(row[:4]) == 0 for row in two.attention[first:])
     assert tiny_translator.translate([""])[0].text == ""
+
+
+def test_translators_sharing_subwords_translate_as_an_ensemble(tiny_translator):
+    torch.manual_seed(0)
+    untrained = TextTranslator(Seq2SeqTranslator(tiny_translator.model.config), tiny_translator.tokenizer)
+    members = [tiny_translator.model, untrained.model]
+    ensemble = MeanOfDecoders([m.decoder for m in members])
+    ids, lengths = pad([[5, 6, 7], [9, 10]])
+    tokens = torch.tensor([1, 1])
+    with torch.no_grad():
+        sources = [m.encode(ids, lengths) for m in members]
+        step = ensemble.step(tokens, ensemble.init_state(sources))
+        alone = [m.decoder.step(tokens, m.decoder.init_state(s)).logits.log_softmax(-1) for m, s in zip(members, sources)]
+    assert torch.allclose(step.logits, (alone[0] + alone[1]) / 2, atol=1e-6)
+    assert set(step.state) == {f"{i}.{key}" for i in (0, 1) for key in ("h", "memory", "keys", "mask")}
+    sources_text = ["a dog runs", "the cat sleeps with a ball"]
+    expected = [t.text for t in tiny_translator.translate(sources_text, beam_size=3)]
+    doubled = tiny_translator.translate(sources_text, beam_size=3, ensemble_with=[tiny_translator])
+    assert [t.text for t in doubled] == expected and all(t.attention == [] for t in doubled)
+    mixed = tiny_translator.translate(sources_text, beam_size=3, ensemble_with=[untrained])
+    assert len(mixed) == 2 and all(isinstance(t.text, str) for t in mixed)
+    other = SubwordTokenizer.train(["quite different text entirely"] * 5, vocab_size=280)
+    stranger = TextTranslator(Seq2SeqTranslator(TranslatorConfig(other.vocab_size, 8, 8, 8)), other)
+    with pytest.raises(ValueError, match="share this one's subwords"):
+        tiny_translator.translate(sources_text, ensemble_with=[stranger])
 
 
 @pytest.fixture

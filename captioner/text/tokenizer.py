@@ -61,8 +61,12 @@ class SubwordTokenizer:
     def from_file(cls, path: Path) -> SubwordTokenizer:
         return cls(Tokenizer.from_file(str(path)))
 
+    def to_str(self) -> str:
+        """The tokenizer as JSON text (what :meth:`save` writes)."""
+        return self._tokenizer.to_str()
+
     def save(self, path: Path) -> None:
-        atomic_write_text(path, self._tokenizer.to_str())
+        atomic_write_text(path, self.to_str())
 
     @property
     def vocab_size(self) -> int:

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..decoder import DecoderStep, State, StepDecoder
+from ..decoder import DecoderStep, MeanOfDecoders, State, StepDecoder
 from ..decoding import DecodingOptions, beam_search
 from .batching import length_batches, pad
 from .model_folder import TextModel
@@ -156,8 +156,18 @@ class TextTranslator(TextModel):
         return str(self.metadata.get("target", "?"))
 
     @torch.inference_mode()
-    def translate(self, texts: Sequence[str], beam_size: int = 4) -> list[Translation]:
-        """Translate each text (sentence by sentence), batched by length, with beam search."""
+    def translate(self, texts: Sequence[str], beam_size: int = 4,
+                  ensemble_with: Sequence[TextTranslator] = ()) -> list[Translation]:
+        """Translate each text (sentence by sentence), batched by length, with beam search.
+
+        With ``ensemble_with``, translators of the same subwords join in: each step of the
+        search follows the mean of all their log-probabilities (an ensemble), and the
+        translations come without attention.
+        """
+        for other in ensemble_with:
+            if other.tokenizer.to_str() != self.tokenizer.to_str():
+                raise ValueError("ensemble_with: every translator must share this one's subwords "
+                                 "(train it with --tokenizer-from)")
         pieces: list[str] = []
         owner: list[int] = []
         for index, text in enumerate(texts):
@@ -165,18 +175,20 @@ class TextTranslator(TextModel):
                 pieces.append(piece)
                 owner.append(index)
         parts: list[list[Translation]] = [[] for _ in texts]
-        for index, translation in zip(owner, self._translate_pieces(pieces, beam_size)):
+        for index, translation in zip(owner, self._translate_pieces(pieces, beam_size, [self, *ensemble_with])):
             parts[index].append(translation)
         return [_join(p) for p in parts]
 
-    def _translate_pieces(self, pieces: list[str], beam_size: int) -> list[Translation]:
+    def _translate_pieces(self, pieces: list[str], beam_size: int, members: list[TextTranslator]) -> list[Translation]:
         encoded = self.tokenizer.encode(pieces)
+        decoder = self.model.decoder if len(members) == 1 else MeanOfDecoders([m.model.decoder for m in members])
         results: list[Translation | None] = [None] * len(pieces)
         for batch in length_batches([len(e.ids) for e in encoded], max_tokens=8_192, max_rows=256):
             ids, lengths = pad([encoded[i].ids for i in batch])
             options = DecodingOptions(beam_size=beam_size, max_length=int(1.5 * ids.size(1)) + 10, n_best=1)
+            sources = [m.model.encode(ids.to(m.device), lengths) for m in members]
             best = beam_search(
-                self.model.decoder, self.model.encode(ids.to(self.device), lengths), options,
+                decoder, sources[0] if len(members) == 1 else sources, options,
                 start_id=self.tokenizer.start_id, end_id=self.tokenizer.end_id,
                 banned_ids=(self.tokenizer.pad_id, self.tokenizer.start_id),
             )
