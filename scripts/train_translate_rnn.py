@@ -44,6 +44,8 @@ DATA = {
 }
 DATA["multi30k-kd"] = (DATA["multi30k-names"] + "; and the training English again, translated by the previous model "
                        "(sequence-level distillation)")
+DATA["multi30k-kd-ensemble"] = (DATA["multi30k-names"] + "; and the training English again, translated by an ensemble "
+                                "of an earlier model and one trained independently (sequence-level distillation)")
 
 
 def main() -> None:
