@@ -19,6 +19,7 @@ State is a ``dict`` of tensors whose first dimension is the row, so the default
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any, NamedTuple, Protocol, Self, cast
 
@@ -115,6 +116,13 @@ def joined_states(parts: list[State]) -> State:
     return {f"{i}.{key}": value for i, part in enumerate(parts) for key, value in part.items()}
 
 
+def reorder_members(decoders: Sequence[StepDecoder], state: State, index: torch.Tensor, *, beams: bool = False) -> State:
+    """An ensemble's ``reorder_state`` (``reorder_beams`` with ``beams``): each member reorders its own state."""
+    parts = member_states(state, len(decoders))
+    return joined_states([(member.reorder_beams if beams else member.reorder_state)(part, index)
+                          for member, part in zip(decoders, parts)])
+
+
 def mean_log_probs(logits: list[torch.Tensor]) -> torch.Tensor:
     """Members' step logits ``(R, V)`` each -> the mean of their log-probabilities ``(R, V)``, in float32."""
     return torch.stack([member.float().log_softmax(dim=-1) for member in logits]).mean(dim=0)
@@ -142,12 +150,10 @@ class MeanOfDecoders(StepDecoder):
         return DecoderStep(mean_log_probs([out.logits for out in outs]), joined_states([out.state for out in outs]))
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
-        parts = member_states(state, len(self.members))
-        return joined_states([member.reorder_state(part, index) for member, part in zip(self.decoders, parts)])
+        return reorder_members(self.decoders, state, index)
 
     def reorder_beams(self, state: State, index: torch.Tensor) -> State:
-        parts = member_states(state, len(self.members))
-        return joined_states([member.reorder_beams(part, index) for member, part in zip(self.decoders, parts)])
+        return reorder_members(self.decoders, state, index, beams=True)
 
 
 @torch.inference_mode()

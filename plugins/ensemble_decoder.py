@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from captioner import Decoder, DecoderStep, EncoderOutput, create_decoder, hookimpl
-from captioner.decoder import State, joined_states, mean_log_probs, member_states
+from captioner.decoder import State, joined_states, mean_log_probs, member_states, reorder_members
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,10 @@ class EnsembleDecoder(Decoder):
         return DecoderStep(log_probs, joined_states([out.state for out in outs]), attention)
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
-        parts = member_states(state, len(self.members))
-        return joined_states([member.reorder_state(part, index) for member, part in zip(self.decoders, parts)])
+        return reorder_members(self.decoders, state, index)
 
     def reorder_beams(self, state: State, index: torch.Tensor) -> State:
-        parts = member_states(state, len(self.members))
-        return joined_states([member.reorder_beams(part, index) for member, part in zip(self.decoders, parts)])
+        return reorder_members(self.decoders, state, index, beams=True)
 
 
 @hookimpl
