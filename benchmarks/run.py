@@ -101,7 +101,7 @@ def batched_against_one_at_a_time(files: list[str], batch_size: int, device: str
 def ours_like_peers(files: list[str], batch_size: int, beam_size: int, device: str, model: str | None = None,
                     openvino: bool = True, decoder_weights: str | None = None) -> dict:
     """Images/s writing exactly the peers' number of tokens; ``openvino`` False keeps the encoder in
-    PyTorch, ``decoder_weights`` ("int8") overrides ``CAPTIONER_DECODER_WEIGHTS``."""
+    PyTorch, ``decoder_weights`` ("float32", "int8") overrides ``CAPTIONER_DECODER_WEIGHTS``."""
     captioner = Captioner.from_pretrained(model, device=device)
     captioner.openvino = openvino and captioner.openvino
     if decoder_weights is not None and captioner.device.type == "cpu":
@@ -233,11 +233,14 @@ def section_peers(run: Run) -> None:
     files = run.files[: run.size(1024 if run.cuda else 48)]
     batches = [64, 256] if run.cuda else [16]
     ours = {b: ours_like_peers(files, b, 3, run.device, run.model) for b in batches}
-    # The CPU levers side by side: OpenVINO turned off, and the int8 decoder (not the default) turned on.
+    # The CPU levers side by side: OpenVINO turned off, the decoder's weights unpacked (PyTorch's
+    # own float32 products), and the int8 decoder (not the default) turned on.
     eager = ({b: ours_like_peers(files, b, 3, run.device, run.model, openvino=False) for b in batches}
              if ours[batches[0]]["encoder"] == "OpenVINO" else {})
+    unpacked = ({b: ours_like_peers(files, b, 3, run.device, run.model, decoder_weights="float32") for b in batches}
+                if ours[batches[0]]["decoder_weights"] == "packed" else {})
     int8 = ({b: ours_like_peers(files, b, 3, run.device, run.model, decoder_weights="int8") for b in batches}
-            if not run.cuda and ours[batches[0]]["decoder_weights"] == "float32" else {})
+            if not run.cuda and ours[batches[0]]["decoder_weights"] != "int8" else {})
     peers = {name: in_fresh_process(run_peer, name, files, batches, 3, PEER_TOKENS, run.device) for name in PEERS}
     rows = []
     precision = "bf16 encoder" if run.bf16 else "fp32"
@@ -245,16 +248,20 @@ def section_peers(run: Run) -> None:
         speed = ours[batch]["images_per_s"]
         shipped = f"{ours[batch]['encoder']} encoder, {ours[batch]['decoder_weights']} decoder weights"
         rows.append([f"captioner ({run.model or DEFAULT_MODEL}), {shipped}", batch, precision, speed, "1.0x"])
-        for lever, results in (("PyTorch encoder", eager), ("int8 decoder weights", int8)):
+        for lever, results in (("PyTorch encoder", eager), ("float32 decoder weights, unpacked", unpacked),
+                               ("int8 decoder weights", int8)):
             if batch in results:
+                ratio = speed / results[batch]["images_per_s"]
                 rows.append([f"captioner ({run.model or DEFAULT_MODEL}), {lever}", batch, precision,
-                             results[batch]["images_per_s"], f"{speed / results[batch]['images_per_s']:.1f}x faster"])
+                             results[batch]["images_per_s"],
+                             f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"])
         for name, results in peers.items():
             for result in (r for r in results if r["batch_size"] == batch):
                 rows.append([name, batch, "bf16 autocast" if result["bf16"] else "fp32", result["images_per_s"],
                              f"{speed / result['images_per_s']:.1f}x faster"])
     run.report["sections"]["peers"] = {"beam_size": 3, "tokens": PEER_TOKENS, "captioner": list(ours.values()),
                                        "captioner_pytorch_encoder": list(eager.values()),
+                                       "captioner_unpacked_decoder": list(unpacked.values()),
                                        "captioner_int8_decoder": list(int8.values()), **peers}
     print(Table(f"5. Peers: same {len(files)} images, beam 3, exactly {PEER_TOKENS} tokens",
                 ["model", "batch", "precision", "images/s", "captioner is"], rows).render())

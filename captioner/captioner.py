@@ -20,7 +20,7 @@ from .batch_loader import BatchLoader
 from .colours import colour_shares, unseen_colour_words
 from .consensus import CaptionMemory, encoder_fingerprint
 from .decoder import CheckedDecoder, Decoder, ImageRows, StepDecoder, check_decoder_step
-from .decoder_weights import DecoderWeights, decoder_weights_wanted, int8_copy
+from .decoder_weights import DecoderWeights, decoder_weights_wanted, weights_copy
 from .decoding import DecodingOptions, decode
 from .device import fast_bfloat16, pick_device
 from .encoder import Encoder, EncoderConfig, EncoderOutput, check_features
@@ -163,7 +163,7 @@ class Captioner:
         self.mixed_precision = fast_bfloat16(self.device)  # bf16 autocast for the encoder (CUDA, AMX CPUs)
         self.channels_last = self.device.type in ("cpu", "cuda")  # CNNs run about 2x faster so on a CPU
         self.openvino = openvino_wanted(self.device)  # the encoder compiled by OpenVINO (CPU, about 2.3x faster)
-        self.decoder_weights: DecoderWeights = decoder_weights_wanted(self.device)  # int8 on request (CPU)
+        self.decoder_weights: DecoderWeights = decoder_weights_wanted(self.device)  # packed on a CPU; int8 on request
         if self.channels_last:
             self.model.encoder.to(memory_format=torch.channels_last)
         self.decoding = decoding or DecodingOptions()
@@ -171,7 +171,8 @@ class Captioner:
         self._chains: dict[tuple[str, ...], PostProcessingChain] = {}
         self._fused: tuple[tuple, nn.Module] | None = None  # (weights fingerprint, fused encoder)
         self._compiled: tuple[tuple, tuple[int, ...], OpenVINOEncoder | None] | None = None  # (fingerprint, pixel shape, ...)
-        self._int8: tuple[tuple, Decoder] | None = None  # (weights fingerprint, int8 decoder)
+        self._decoder_copy: tuple[tuple, Decoder] | None = None  # ((weights kind, fingerprint), decoder copy)
+        self._language_model_copy: tuple[tuple, CaptionLanguageModel] | None = None  # (fingerprint, packed copy)
         self._object_words: dict[bool, ObjectWords] = {}  # by open_vocabulary
         self._decoder_checked = False  # one probe step, the first time captions are written
         self.memory = memory
@@ -388,27 +389,39 @@ class Captioner:
         return self._fused[1]
 
     def inference_decoder(self, features: EncoderOutput | None = None) -> Decoder:
-        """The decoder as captions are written: its int8 copy where :attr:`decoder_weights` asks
-        for one (:mod:`captioner.decoder_weights`; built when first needed, rebuilt when the
-        weights change), else the decoder itself. A new copy takes one probe step on
-        ``features``' first row; a decoder whose copy fails it (a plugin that reads a layer's
-        weight tensor itself) stays in float32, with one warning."""
+        """The decoder as captions are written: its copy with packed or int8 weights where
+        :attr:`decoder_weights` asks for one (:mod:`captioner.decoder_weights`; built when first
+        needed, rebuilt when the weights change), else the decoder itself. A new copy takes one
+        probe step on ``features``' first row; a decoder whose copy fails it (a plugin that reads
+        a layer's weight tensor itself) keeps its float32 weights, with one warning."""
         if self.decoder_weights == "float32" or self.decoder.training:
             return self.decoder
-        fingerprint = _weights_fingerprint(self.decoder)
-        if self._int8 is None or self._int8[0] != fingerprint:
-            compact = int8_copy(self.decoder)
+        key = (self.decoder_weights, _weights_fingerprint(self.decoder))
+        if self._decoder_copy is None or self._decoder_copy[0] != key:
+            compact = weights_copy(self.decoder, self.decoder_weights)
             if features is not None:
                 try:
                     with torch.inference_mode():
                         check_decoder_step(compact, features.rows(slice(0, 1)), self.vocab.start_id, len(self.vocab))
                 except Exception as error:
-                    warnings.warn(f"the decoder runs with float32 weights: its int8 copy failed a step "
-                                  f"({describe_exception(error)}); CAPTIONER_DECODER_WEIGHTS=float32 skips trying",
+                    warnings.warn(f"the decoder runs with float32 weights: its {self.decoder_weights} copy failed a "
+                                  f"step ({describe_exception(error)}); CAPTIONER_DECODER_WEIGHTS=float32 skips trying",
                                   stacklevel=2)
                     compact = self.decoder
-            self._int8 = (fingerprint, compact)
-        return self._int8[1]
+            self._decoder_copy = (key, compact)
+        return self._decoder_copy[1]
+
+    def inference_language_model(self) -> CaptionLanguageModel | None:
+        """The caption language model as captions are written: with packed weights where
+        :attr:`decoder_weights` is ``packed`` (built when first needed, rebuilt when the weights
+        change), else the model itself."""
+        model = self.language_model
+        if model is None or self.decoder_weights != "packed" or model.training:
+            return model
+        key = _weights_fingerprint(model)
+        if self._language_model_copy is None or self._language_model_copy[0] != key:
+            self._language_model_copy = (key, weights_copy(model, "packed"))
+        return self._language_model_copy[1]
 
     def warm_up(self) -> None:
         """Caption one blank image, so that the one-time work (converting and compiling the encoder
@@ -549,12 +562,13 @@ class Captioner:
                 ruled_out = unseen if ruled_out is None else ruled_out | unseen
             if options.method == "beam" and options.max_objects:
                 constraints = object_words.constraints(probabilities, options, ruled_out)
-            if evidence is not None and self.language_model is not None and options.language_weight:
+            language_model = self.inference_language_model()
+            if evidence is not None and language_model is not None and options.language_weight:
                 assert self.people_detector is not None  # there is evidence
                 with torch.inference_mode():
                     weight = options.language_weight * self.people_detector.unfamiliarity(features.pooled)  # (B,)
                 if bool(weight.any()):
-                    decoder, source = FusedDecoder(decoder, self.language_model), FusedSource(features, evidence, weight)
+                    decoder, source = FusedDecoder(decoder, language_model), FusedSource(features, evidence, weight)
         rerank = self._reranks(options)
         hypotheses = decode(
             decoder, source, options.updated(n_best=options.beam_size) if rerank else options,

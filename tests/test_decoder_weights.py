@@ -1,4 +1,4 @@
-"""The decoder's int8 copy for a CPU's search, on request."""
+"""The decoder's copies for a CPU's search: packed float32 weights by default, int8 on request."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch import nn
 from captioner import Captioner
 from captioner.decoder_weights import decoder_weights_wanted, int8_copy
 from captioner.errors import CaptionerError
+from captioner.packed_layers import PackedLinear, packing_available
 
 
 def first_steps_logits(captioner: Captioner, decoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,7 @@ def test_the_int8_copy_steps_as_the_decoder_does_and_leaves_it_alone(tiny_captio
 
 def test_captions_with_int8_weights_score_close_to_float32(tiny_captioner):
     images = torch.rand(4, 3, 32, 32)
-    assert tiny_captioner.decoder_weights == "float32"  # the default
+    tiny_captioner.decoder_weights = "float32"
     reference = tiny_captioner.caption(images, max_length=6)
     tiny_captioner.decoder_weights = "int8"
     assert tiny_captioner.inference_decoder() is not tiny_captioner.decoder
@@ -65,14 +66,17 @@ def test_the_copy_is_kept_rebuilt_when_the_weights_change_and_never_used_in_trai
     assert tiny_captioner.inference_decoder() is tiny_captioner.decoder
 
 
-def test_int8_is_chosen_by_an_environment_variable_on_a_cpu_only(monkeypatch):
+def test_weights_are_chosen_by_an_environment_variable_on_a_cpu_only(monkeypatch):
     monkeypatch.delenv("CAPTIONER_DECODER_WEIGHTS", raising=False)
+    assert decoder_weights_wanted(torch.device("cpu")) == ("packed" if packing_available() else "float32")
+    assert decoder_weights_wanted(torch.device("cuda")) == "float32"
+    monkeypatch.setenv("CAPTIONER_DECODER_WEIGHTS", "float32")
     assert decoder_weights_wanted(torch.device("cpu")) == "float32"
     monkeypatch.setenv("CAPTIONER_DECODER_WEIGHTS", "int8")
     assert decoder_weights_wanted(torch.device("cpu")) == "int8"
     assert decoder_weights_wanted(torch.device("cuda")) == "float32"
     monkeypatch.setenv("CAPTIONER_DECODER_WEIGHTS", "int4")
-    with pytest.raises(CaptionerError, match=r"CAPTIONER_DECODER_WEIGHTS='int4': expected one of float32, int8"):
+    with pytest.raises(CaptionerError, match=r"CAPTIONER_DECODER_WEIGHTS='int4': expected one of packed, float32, int8"):
         decoder_weights_wanted(torch.device("cpu"))
 
 
@@ -83,7 +87,7 @@ def test_a_decoder_whose_copy_cannot_step_keeps_float32_weights_with_one_warning
         def init_state(self, features):
             raise TypeError("'method' object is not subscriptable")
 
-    monkeypatch.setattr(captioner_module, "int8_copy", lambda decoder: ReadsAWeightTensor())
+    monkeypatch.setattr(captioner_module, "weights_copy", lambda decoder, weights: ReadsAWeightTensor())
     tiny_captioner.decoder_weights = "int8"
     images = torch.rand(2, 3, 32, 32)
     with pytest.warns(UserWarning, match="float32 weights: its int8 copy failed a step.*not subscriptable"):
@@ -93,3 +97,21 @@ def test_a_decoder_whose_copy_cannot_step_keeps_float32_weights_with_one_warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tiny_captioner.caption(images, max_length=4)  # no second warning
+
+
+needs_packing = pytest.mark.skipif(not packing_available(), reason="this PyTorch has no oneDNN")
+
+
+@needs_packing
+def test_the_packed_copy_steps_as_the_decoder_does_to_rounding(tiny_captioner):
+    images = torch.rand(3, 3, 32, 32)
+    tiny_captioner.decoder_weights = "packed"
+    copy = tiny_captioner.inference_decoder()
+    assert copy is not tiny_captioner.decoder and any(isinstance(m, PackedLinear) for m in copy.modules())
+    expected = first_steps_logits(tiny_captioner, tiny_captioner.decoder, images)
+    torch.testing.assert_close(first_steps_logits(tiny_captioner, copy, images), expected, rtol=1e-5, atol=1e-5)
+    tiny_captioner.decoder_weights = "float32"
+    reference = tiny_captioner.caption(images, max_length=6)
+    tiny_captioner.decoder_weights = "packed"
+    for a, b in zip(reference, tiny_captioner.caption(images, max_length=6)):
+        assert b.text == a.text and b.candidates[0].score == pytest.approx(a.candidates[0].score, abs=1e-4)

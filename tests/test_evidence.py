@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import random_photo
+from reference_search import reference_beam_search
+from test_beam_search import BANNED, END, START, one_row, random_problem
+from test_open_world import ClassifierEncoderPlugin
 
 from captioner import Captioner, DecodingOptions, Vocabulary
 from captioner.cli import cli
@@ -24,12 +28,8 @@ from captioner.language_model import (
     train_language_model,
 )
 from captioner.objects import ObjectWords
+from captioner.packed_layers import PackedLSTM, packing_available
 from captioner.testing import write_tiny_flickr
-
-from conftest import random_photo
-from reference_search import reference_beam_search
-from test_beam_search import BANNED, END, START, one_row, random_problem
-from test_open_world import ClassifierEncoderPlugin
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +203,36 @@ def test_a_captioner_with_evidence_saves_loads_and_keeps_people_out(tmp_path, ca
     assert loaded.caption(photo).text == result.text
     model.people_detector = model.language_model = None
     assert Captioner.from_pretrained(model.save(tmp_path / "model"), device="cpu").people_detector is None
+
+
+@pytest.mark.skipif(not packing_available(), reason="this PyTorch has no oneDNN")
+def test_with_packed_weights_the_fused_search_runs_the_packed_language_model(captioner_plugin):
+    captioner_plugin(ClassifierEncoderPlugin(), "tiny-classifier")
+    vocab = Vocabulary.from_words("a man woman dog cat on grass".split())
+    torch.manual_seed(0)
+    model = Captioner("tiny_classifier_cnn", "gru", vocab, device="cpu", decoder_hparams={"hidden_dim": 16})
+    model.people_detector = PeopleDetector(8, 1000)
+    model.language_model = tiny_language_model(len(vocab)).float()
+    with torch.no_grad():  # every photo unfamiliar: the language model runs for all of them
+        model.people_detector.references.copy_(torch.nn.functional.normalize(torch.randn(1000, 8), dim=1))
+        model.people_detector.usual_familiarity.fill_(2.0)
+    model.decoding = model.decoding.updated(language_weight=0.5)
+    photos = [random_photo(seed) for seed in range(3)]
+    model.decoder_weights = "float32"
+    assert model.inference_language_model() is model.language_model
+    reference = model.caption(photos)
+    model.decoder_weights = "packed"
+    packed = model.inference_language_model()
+    assert packed is not model.language_model and isinstance(packed.lstm, PackedLSTM)
+    assert model.inference_language_model() is packed  # kept
+    used = []
+    with pytest.MonkeyPatch.context() as patch:
+        step = FusedDecoder.step
+        patch.setattr(FusedDecoder, "step", lambda self, *args: used.append(self.language_model) or step(self, *args))
+        captions = model.caption(photos)
+    assert used and all(language_model is packed for language_model in used)
+    for a, b in zip(reference, captions):
+        assert b.text == a.text and b.candidates[0].score == pytest.approx(a.candidates[0].score, abs=1e-4)
 
 
 def test_evidence_command_trains_a_people_detector_into_a_model(tmp_path, captioner_plugin, vocab):
