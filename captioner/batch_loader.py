@@ -1,11 +1,14 @@
 """Images to model-ready batches in background threads, a batch or two ahead of the model.
 
 Worker threads read the inputs, a slice of each batch per worker. On the CPU each
-worker decodes (Pillow) and resizes its images. On CUDA, JPEG files are only read
-(and their headers checked); an assembling thread then decodes the whole batch on the
-GPU with ``torchvision.io.decode_jpeg`` and resizes it there, while the model works
-on the batch before. Anything the GPU decoder cannot read goes through Pillow, which
-also gives the error message.
+worker decodes (Pillow) and resizes its images, still as 8-bit pixels; the thread that
+takes the batch turns them into the model's float input, the whole batch at once.
+(Float conversion in the workers ran each worker's PyTorch ops on thread teams of their
+own, which on a small CPU crowded out the model's: 20% of end-to-end speed on 2 cores.)
+On CUDA, JPEG files are only read (and their headers checked); an assembling thread
+then decodes the whole batch on the GPU with ``torchvision.io.decode_jpeg`` and resizes
+it there, while the model works on the batch before. Anything the GPU decoder cannot
+read goes through Pillow, which also gives the error message.
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from .encoder import EncoderConfig
 from .errors import ImageError, one_line
-from .images import check_pixel_limit, describe_input, load_image, preprocess, preprocess_many
+from .images import check_pixel_limit, describe_input, load_image, preprocess, preprocess_many, resize
 from .jpeg_header import read_jpeg_frame
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
@@ -46,8 +49,10 @@ class Batch:
 
 @dataclass
 class Prepared:
-    """What a worker made of one input: pixels, raw JPEG bytes for the device decoder, or an error."""
+    """What a worker made of one input: an 8-bit image, model-ready pixels (decoded on the
+    device), raw JPEG bytes for the device decoder, or an error."""
 
+    image: torch.Tensor | None = None  # uint8 (3, H, W), resized to the encoder's input where it has one size
     pixels: torch.Tensor | None = None
     jpeg: torch.Tensor | None = None
     error: str | None = None
@@ -81,7 +86,7 @@ class BatchLoader:
     def batches(self, items: Iterable[Any], batch_size: int, names: Iterable[str] | None = None) -> Iterator[Batch]:
         """Batches of ``items`` in order; ``items`` may be a generator (nothing is read ahead of ``prefetch``)."""
         named = zip(items, names) if names is not None else ((x, describe_input(x, i)) for i, x in enumerate(items))
-        pending: deque[Future[Batch]] = deque()
+        pending: deque[Future[tuple[list[str], list[Prepared]]]] = deque()
         while True:
             chunk = list(itertools.islice(named, max(1, batch_size)))
             if chunk:
@@ -89,7 +94,7 @@ class BatchLoader:
                 reads = [self._pool.submit(self._prepare_many, chunk[i : i + step]) for i in range(0, len(chunk), step)]
                 pending.append(self._assembler.submit(self._assemble, [name for _, name in chunk], reads))
             if pending and (len(pending) > self.prefetch or not chunk):
-                yield pending.popleft().result()
+                yield self._finish(pending.popleft().result())
             elif not chunk:
                 return
 
@@ -106,12 +111,17 @@ class BatchLoader:
                 if frame is not None and frame.common:
                     check_pixel_limit((frame.width, frame.height), name)
                     return Prepared(jpeg=torch.frombuffer(data, dtype=torch.uint8))
-                return Prepared(pixels=preprocess(load_image(bytes(data), name), self.config))
-            return Prepared(pixels=preprocess(load_image(item, name), self.config))
+                return Prepared(image=self._sized(load_image(bytes(data), name)))
+            return Prepared(image=self._sized(load_image(item, name)))
         except ImageError as error:
             return Prepared(error=str(error))
         except OSError as error:
             return Prepared(error=f"{name}: {one_line(error) or type(error).__name__}")
+
+    def _sized(self, image: torch.Tensor) -> torch.Tensor:
+        """An 8-bit image resized (and cropped) to the encoder's input; a stack's members each
+        resize it their own way later (:func:`preprocess_many`)."""
+        return image if self.config.members else resize(image, self.config)
 
     def _decode_on_device(self, data: list[torch.Tensor], names: list[str], items: list[Prepared]) -> None:
         """Fill ``pixels`` of JPEG items from one batched device decode (one at a time if that fails)."""
@@ -139,22 +149,37 @@ class BatchLoader:
         for item, pixels in zip(readable, preprocess_many(images, self.config)):
             item.pixels = pixels
 
-    def _assemble(self, names: list[str], reads: list[Future[list[Prepared]]]) -> Batch:
+    def _assemble(self, names: list[str], reads: list[Future[list[Prepared]]]) -> tuple[list[str], list[Prepared]]:
+        """A batch's inputs once read: JPEGs decoded on the device, and for a device the 8-bit
+        images moved there (one pinned copy per size, which overlaps with the GPU's work)."""
         prepared = [p for read in reads for p in read.result()]
         jpegs = {i: p.jpeg for i, p in enumerate(prepared) if p.jpeg is not None}
         if jpegs:
             self._decode_on_device(list(jpegs.values()), [names[i] for i in jpegs], [prepared[i] for i in jpegs])
-        pixels_of = {i: p.pixels for i, p in enumerate(prepared) if p.pixels is not None}
-        loaded = list(pixels_of)
+        if self.device.type != "cpu":
+            by_shape: dict[tuple[int, ...], list[Prepared]] = {}
+            for item in prepared:
+                if item.image is not None:
+                    by_shape.setdefault(tuple(item.image.shape), []).append(item)
+            for items in by_shape.values():
+                moved = torch.stack([item.image for item in items if item.image is not None])
+                if self.device.type == "cuda":
+                    moved = moved.pin_memory()
+                moved = moved.to(self.device, non_blocking=True)
+                for row, item in enumerate(items):
+                    item.image = moved[row]
+        return names, prepared
+
+    def _finish(self, assembled: tuple[list[str], list[Prepared]]) -> Batch:
+        """The batch as the model takes it, made in the consumer's thread: the 8-bit images
+        preprocessed together, in order with any pixels the device decoded."""
+        names, prepared = assembled
         errors = {i: p.error for i, p in enumerate(prepared) if p.error is not None}
-        # Device types, not devices: torch.device("cuda") != the "cuda:0" that decode_jpeg returns.
-        on_cpu = [i for i in loaded if self.device.type != "cpu" and pixels_of[i].device.type == "cpu"]
-        if on_cpu:  # one pinned host-to-device copy that overlaps with the GPU's work
-            moved = torch.stack([pixels_of[i] for i in on_cpu])
-            if self.device.type == "cuda":
-                moved = moved.pin_memory()
-            moved = moved.to(self.device, non_blocking=True)
-            for row, i in enumerate(on_cpu):
-                prepared[i].pixels = pixels_of[i] = moved[row]
-        pixels = torch.stack([pixels_of[i] for i in loaded]) if loaded else None
-        return Batch(names, pixels, loaded, errors)
+        loaded = [i for i, p in enumerate(prepared) if p.image is not None or p.pixels is not None]
+        images = [p.image for p in prepared if p.image is not None]
+        if images and len(images) == len(loaded) and len({tuple(image.shape) for image in images}) == 1:
+            return Batch(names, preprocess(torch.stack(images), self.config), loaded, errors)  # the usual batch
+        for item, pixels in zip([p for p in prepared if p.image is not None], preprocess_many(images, self.config)):
+            item.pixels = pixels
+        stacked = torch.stack([cast(torch.Tensor, prepared[i].pixels) for i in loaded]) if loaded else None
+        return Batch(names, stacked, loaded, errors)

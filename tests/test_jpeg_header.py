@@ -68,7 +68,7 @@ def test_device_loader_sends_uncommon_jpegs_to_pillow_and_checks_sizes_from_the_
         prepared = {name: loader._prepare(str(path), name) for name, path in paths.items()}
         (on_device,) = loader.batches([str(p) for p in paths.values()], batch_size=4)
     assert prepared["rgb"].jpeg is not None and prepared["grey"].jpeg is not None
-    assert prepared["cmyk"].jpeg is None and prepared["cmyk"].pixels is not None
+    assert prepared["cmyk"].jpeg is None and prepared["cmyk"].image is not None  # 8-bit, for Pillow's path
     assert prepared["huge"].error == "huge: 50x40 is 0 megapixels, above the limit of 0.001999 " \
                                      "(set CAPTIONER_MAX_PIXELS to change it)"
     with BatchLoader(CONFIG) as pillow_loader:

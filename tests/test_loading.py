@@ -126,3 +126,20 @@ def test_cli_streams_to_a_file_and_resumes_without_repeating(tiny_captioner, ima
 
     refused = CliRunner().invoke(cli, ["caption", str(image_folder), "-m", str(model), "-o", str(output)])
     assert refused.exit_code == 1 and "already exists; use --resume" in refused.stderr
+
+
+def test_workers_hand_over_8_bit_images_and_the_consumer_makes_them_float(photos, monkeypatch):
+    import threading
+
+    import captioner.batch_loader as batch_loader
+
+    threads = []
+    original = batch_loader.preprocess
+    monkeypatch.setattr(batch_loader, "preprocess",
+                        lambda *args: threads.append(threading.current_thread()) or original(*args))
+    with BatchLoader(CONFIG, num_workers=2) as loader:
+        item = loader._prepare(photos[0], "photo0")
+        assert item.image is not None and item.image.dtype == torch.uint8 and item.image.shape == (3, 32, 32)
+        batches = list(loader.batches(photos, batch_size=4))
+    assert threads and all(thread is threading.main_thread() for thread in threads)  # one call per batch
+    assert len(threads) == len(batches)
