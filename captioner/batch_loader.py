@@ -162,7 +162,7 @@ class BatchLoader:
                 if item.image is not None:
                     by_shape.setdefault(tuple(item.image.shape), []).append(item)
             for items in by_shape.values():
-                moved = torch.stack([item.image for item in items if item.image is not None])
+                moved = torch.stack([cast(torch.Tensor, item.image) for item in items])
                 if self.device.type == "cuda":
                     moved = moved.pin_memory()
                 moved = moved.to(self.device, non_blocking=True)

@@ -2,17 +2,16 @@
 products, in the layout oneDNN's CPU kernels read fastest.
 
 A decoder step multiplies a few dozen rows (images x beams) by each weight matrix.
-PyTorch hands such a product to its BLAS (MKL), which packs the weight matrix again on
-every call and, on a CPU that is not Intel's (AMD's EPYC and Ryzen), takes a slow path
-for it: on this project's 2-core AMD EPYC, 48 rows times the attention decoder's LSTM
-weights took 1.8 ms through ``nn.LSTMCell`` and 1.3 ms packed, 3 rows times the
-language model's 1.0 ms and 0.15 ms. :func:`packed_copy` gives a copy of a module whose
+PyTorch hands such a product to its BLAS (MKL), which lays the weight matrix out anew on
+every call, and on an AMD CPU is slow at it: on this project's 2-core AMD EPYC, 48 rows
+times the attention decoder's LSTM weights took 1.8 ms through ``nn.LSTMCell`` and 1.3
+ms packed, 3 rows times the language model's 1.0 ms and 0.15 ms. :func:`packed_copy` gives a copy of a module whose
 ``nn.Linear``, ``nn.LSTMCell``, ``nn.GRUCell`` and one-layer, one-way ``nn.LSTM`` and
 ``nn.GRU`` layers keep their weights packed (``torch.ops.mkldnn._reorder_linear_weight``)
 and multiply with ``torch.ops.mkldnn._linear_pointwise``, the kernels PyTorch's own
 compiler uses for frozen CPU models. The weights are the same float32 numbers; only the
-order of additions inside a product differs, so outputs match to rounding (about 1e-6
-relative) and a caption changes only where two beams were tied to that precision.
+order of additions inside a product differs, so outputs match to rounding (a few parts
+in a million) and a caption changes only where two beams were tied to that precision.
 
 Layers in another precision or shape (two layers, two directions, projections) are left
 as they are; so is everything where PyTorch has no oneDNN (:func:`packing_available`).
