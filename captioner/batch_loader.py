@@ -2,7 +2,9 @@
 
 Worker threads read the inputs, a slice of each batch per worker. On the CPU each
 worker decodes (Pillow) and resizes its images, still as 8-bit pixels; the thread that
-takes the batch turns them into the model's float input, the whole batch at once.
+takes the batch turns them into the model's float input, the whole batch at once (a
+stack of encoders, whose members each resize an image their own way, gets its float
+input from the workers).
 (Float conversion in the workers ran each worker's PyTorch ops on thread teams of their
 own, which on a small CPU crowded out the model's: 20% of end-to-end speed on 2 cores.)
 On CUDA, JPEG files are only read (and their headers checked); an assembling thread
@@ -52,7 +54,7 @@ class Prepared:
     """What a worker made of one input: an 8-bit image, model-ready pixels (decoded on the
     device), raw JPEG bytes for the device decoder, or an error."""
 
-    image: torch.Tensor | None = None  # uint8 (3, H, W), resized to the encoder's input where it has one size
+    image: torch.Tensor | None = None  # uint8 (3, H, W), resized to the encoder's input (not for a stack)
     pixels: torch.Tensor | None = None
     jpeg: torch.Tensor | None = None
     error: str | None = None
@@ -111,17 +113,19 @@ class BatchLoader:
                 if frame is not None and frame.common:
                     check_pixel_limit((frame.width, frame.height), name)
                     return Prepared(jpeg=torch.frombuffer(data, dtype=torch.uint8))
-                return Prepared(image=self._sized(load_image(bytes(data), name)))
-            return Prepared(image=self._sized(load_image(item, name)))
+                return self._prepared(load_image(bytes(data), name))
+            return self._prepared(load_image(item, name))
         except ImageError as error:
             return Prepared(error=str(error))
         except OSError as error:
             return Prepared(error=f"{name}: {one_line(error) or type(error).__name__}")
 
-    def _sized(self, image: torch.Tensor) -> torch.Tensor:
-        """An 8-bit image resized (and cropped) to the encoder's input; a stack's members each
-        resize it their own way later (:func:`preprocess_many`)."""
-        return image if self.config.members else resize(image, self.config)
+    def _prepared(self, image: torch.Tensor) -> Prepared:
+        """An 8-bit image resized (and cropped) to the encoder's input. A stack's members each
+        resize it their own way, into one float input: its workers make that input whole."""
+        if self.config.members:
+            return Prepared(pixels=preprocess(image, self.config))
+        return Prepared(image=resize(image, self.config))
 
     def _decode_on_device(self, data: list[torch.Tensor], names: list[str], items: list[Prepared]) -> None:
         """Fill ``pixels`` of JPEG items from one batched device decode (one at a time if that fails)."""
@@ -150,24 +154,27 @@ class BatchLoader:
             item.pixels = pixels
 
     def _assemble(self, names: list[str], reads: list[Future[list[Prepared]]]) -> tuple[list[str], list[Prepared]]:
-        """A batch's inputs once read: JPEGs decoded on the device, and for a device the 8-bit
-        images moved there (one pinned copy per size, which overlaps with the GPU's work)."""
+        """A batch's inputs once read: JPEGs decoded on the device, and for a device what the
+        workers made moved there (one pinned copy per kind and size, which overlaps with the
+        GPU's work)."""
         prepared = [p for read in reads for p in read.result()]
         jpegs = {i: p.jpeg for i, p in enumerate(prepared) if p.jpeg is not None}
         if jpegs:
             self._decode_on_device(list(jpegs.values()), [names[i] for i in jpegs], [prepared[i] for i in jpegs])
         if self.device.type != "cpu":
-            by_shape: dict[tuple[int, ...], list[Prepared]] = {}
-            for item in prepared:
-                if item.image is not None:
-                    by_shape.setdefault(tuple(item.image.shape), []).append(item)
-            for items in by_shape.values():
-                moved = torch.stack([cast(torch.Tensor, item.image) for item in items])
-                if self.device.type == "cuda":
-                    moved = moved.pin_memory()
-                moved = moved.to(self.device, non_blocking=True)
-                for row, item in enumerate(items):
-                    item.image = moved[row]
+            for kind in ("image", "pixels"):
+                on_host: dict[tuple[int, ...], list[Prepared]] = {}
+                for item in prepared:
+                    tensor = getattr(item, kind)
+                    if tensor is not None and tensor.device.type == "cpu":
+                        on_host.setdefault(tuple(tensor.shape), []).append(item)
+                for items in on_host.values():
+                    moved = torch.stack([getattr(item, kind) for item in items])
+                    if self.device.type == "cuda":
+                        moved = moved.pin_memory()
+                    moved = moved.to(self.device, non_blocking=True)
+                    for row, item in enumerate(items):
+                        setattr(item, kind, moved[row])
         return names, prepared
 
     def _finish(self, assembled: tuple[list[str], list[Prepared]]) -> Batch:

@@ -143,3 +143,14 @@ def test_workers_hand_over_8_bit_images_and_the_consumer_makes_them_float(photos
         batches = list(loader.batches(photos, batch_size=4))
     assert threads and all(thread is threading.main_thread() for thread in threads)  # one call per batch
     assert len(threads) == len(batches)
+
+
+def test_a_stacks_batches_are_each_members_own_input(photos):
+    from dataclasses import replace
+
+    wide = replace(CONFIG, input_size=(24, 40), mean=(0.4, 0.5, 0.6))
+    stack = replace(CONFIG, input_size=(32, 40), members=(CONFIG, wide))
+    with BatchLoader(stack, num_workers=2) as loader:
+        (batch,) = list(loader.batches(photos[:3], batch_size=3))
+    expected = torch.stack([preprocess(load_image(path), stack) for path in photos[:3]])
+    assert batch.pixels.shape == (3, 6, 32, 40) and torch.equal(batch.pixels, expected)
