@@ -154,3 +154,12 @@ def test_a_stacks_batches_are_each_members_own_input(photos):
         (batch,) = list(loader.batches(photos[:3], batch_size=3))
     expected = torch.stack([preprocess(load_image(path), stack) for path in photos[:3]])
     assert batch.pixels.shape == (3, 6, 32, 40) and torch.equal(batch.pixels, expected)
+
+
+def test_for_a_device_the_8_bit_images_move_there_and_become_float_there(photos):
+    # The "meta" device stands in for a GPU: no data, but every tensor says where it lives.
+    with BatchLoader(CONFIG, device="meta", num_workers=2) as loader:
+        batches = list(loader.batches(photos, batch_size=4))
+    assert [b.loaded for b in batches] == [[0, 1, 2], [0, 1, 2, 3]]
+    assert all(b.pixels.device.type == "meta" and b.pixels.dtype == torch.float32 for b in batches)
+    assert batches[1].pixels.shape == (4, 3, 32, 32)
