@@ -7,10 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import random_photo
-from reference_search import reference_beam_search
-from test_beam_search import BANNED, END, START, one_row, random_problem
-from test_open_world import ClassifierEncoderPlugin
 
 from captioner import Captioner, DecodingOptions, Vocabulary
 from captioner.cli import cli
@@ -30,6 +26,11 @@ from captioner.language_model import (
 from captioner.objects import ObjectWords
 from captioner.packed_layers import PackedLSTM, packing_available
 from captioner.testing import write_tiny_flickr
+
+from conftest import random_photo
+from reference_search import reference_beam_search
+from test_beam_search import BANNED, END, START, one_row, random_problem
+from test_open_world import ClassifierEncoderPlugin
 
 
 @pytest.fixture(scope="module")
