@@ -3,9 +3,9 @@ products, in the layout oneDNN's CPU kernels read fastest.
 
 A decoder step multiplies a few dozen rows (images x beams) by each weight matrix.
 PyTorch hands such a product to its BLAS (MKL), which lays the weight matrix out anew on
-every call, and on an AMD CPU is slow at it: on this project's 2-core AMD EPYC, 48 rows
-times the attention decoder's LSTM weights took 1.8 ms through ``nn.LSTMCell`` and 1.3
-ms packed, 3 rows times the language model's 1.0 ms and 0.15 ms. :func:`packed_copy` gives a copy of a module whose
+every call, and on an AMD CPU is slow at it: on this project's 2-core AMD EPYC the
+shipped decoder's layers ran 1.3-1.7x faster packed at 48 rows and 4-6x at 3 rows (one
+photo), ``python benchmarks/packed_layers.py``. :func:`packed_copy` gives a copy of a module whose
 ``nn.Linear``, ``nn.LSTMCell``, ``nn.GRUCell`` and one-layer, one-way ``nn.LSTM`` and
 ``nn.GRU`` layers keep their weights packed (``torch.ops.mkldnn._reorder_linear_weight``)
 and multiply with ``torch.ops.mkldnn._linear_pointwise``, the kernels PyTorch's own

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from captioner.packed_layers import packing_available
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +41,16 @@ def test_the_search_profile_names_where_its_time_goes():
     assert done.returncode == 0, done.stderr[-2000:]
     assert "batch 4: search and captions" in done.stdout and "images/s" in done.stdout
     assert "function calls" in done.stdout and "tottime" in done.stdout  # the profile itself
+
+
+@pytest.mark.skipif(not packing_available(), reason="this PyTorch has no oneDNN")
+def test_the_packed_layers_benchmark_times_each_layer_both_ways():
+    done = subprocess.run([sys.executable, "benchmarks/packed_layers.py", "--rows", "3", "--calls", "2",
+                           "--repeats", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for layer in ("attention LSTM cell", "output layer", "language model LSTM, one step"):
+        assert layer in done.stdout
+    assert done.stdout.count("x |") == 4  # a ratio per layer
 
 
 def test_some_sections_alone_and_an_unknown_one_refused(tmp_path):
