@@ -562,12 +562,13 @@ class Captioner:
                 ruled_out = unseen if ruled_out is None else ruled_out | unseen
             if options.method == "beam" and options.max_objects:
                 constraints = object_words.constraints(probabilities, options, ruled_out)
-            language_model = self.inference_language_model()
-            if evidence is not None and language_model is not None and options.language_weight:
+            if evidence is not None and self.language_model is not None and options.language_weight:
                 assert self.people_detector is not None  # there is evidence
                 with torch.inference_mode():
                     weight = options.language_weight * self.people_detector.unfamiliarity(features.pooled)  # (B,)
-                if bool(weight.any()):
+                if bool(weight.any()):  # only now is the language model's copy needed
+                    language_model = self.inference_language_model()
+                    assert language_model is not None  # checked above
                     decoder, source = FusedDecoder(decoder, language_model), FusedSource(features, evidence, weight)
         rerank = self._reranks(options)
         hypotheses = decode(
