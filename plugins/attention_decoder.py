@@ -11,6 +11,14 @@ from captioner import Decoder, DecoderStep, EncoderOutput, hookimpl
 from captioner.decoder import State
 
 
+def _tanh_(x: torch.Tensor) -> torch.Tensor:
+    """``x.tanh_()``; on a CPU without autograd, as ``2 sigmoid(2x) - 1`` (within 2e-7 of it): PyTorch's
+    CPU tanh is about 3x slower than its sigmoid, and the attention energies' tanh was 12% of the search."""
+    if x.requires_grad or x.device.type != "cpu":
+        return x.tanh_()
+    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 @dataclass(frozen=True)
 class AttentionDecoderConfig:
     embed_dim: int = 256
@@ -63,7 +71,7 @@ class SoftAttentionDecoder(Decoder):
 
     def step(self, tokens: torch.Tensor, state: State) -> DecoderStep:
         h, c, memory = state["h"], state["c"], state["memory"]
-        energy = (state["keys"] + self.hidden_projection(h).unsqueeze(1)).tanh_()  # (R, N, A)
+        energy = _tanh_(state["keys"] + self.hidden_projection(h).unsqueeze(1))  # (R, N, A)
         alpha = self.attention_score(energy).squeeze(2).softmax(dim=1)  # (R, N)
         context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (R, M)
         context = torch.sigmoid(self.gate(h)) * context

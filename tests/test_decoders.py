@@ -65,3 +65,18 @@ def test_hparams_rebuild_the_same_decoder():
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in decoder.state_dict().items()}
     # the registered name decides the cell type, whatever the options say
     assert create_decoder("lstm", vocab_size=12, feature_dim=6, rnn="gru").hparams["rnn"] == "lstm"
+
+
+def test_attention_step_without_autograd_agrees_with_the_training_step():
+    """Inference takes the attention energies' tanh another way (faster on a CPU): the same step, to float precision."""
+    torch.manual_seed(3)
+    decoder, feats = make("attention_lstm"), features(regions=7)
+    with torch.no_grad():
+        for parameter in decoder.parameters():
+            parameter.mul_(4)  # energies far into tanh's flat tails, and through zero
+    state, tokens = decoder.init_state(feats), torch.tensor([1, 2, 3])
+    trained = decoder.step(tokens, state)  # the parameters need gradients: torch.tanh
+    with torch.inference_mode():
+        inferred = decoder.step(tokens, state)
+    torch.testing.assert_close(inferred.logits, trained.logits.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(inferred.attention, trained.attention.detach(), rtol=1e-5, atol=1e-6)
