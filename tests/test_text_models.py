@@ -26,6 +26,7 @@ from captioner.text.translation import (
     MAX_PIECE_WORDS,
     Seq2SeqTranslator,
     TextTranslator,
+    Translation,
     TranslatorConfig,
     split_for_translation,
 )
@@ -201,6 +202,18 @@ def test_long_texts_are_translated_in_pieces(tiny_translator):
     assert tiny_translator.translate([""])[0].text == ""
 
 
+def test_a_translation_ends_as_its_source_ends():
+    grid = [[1.0, 0.0], [0.0, 1.0]]
+    added = Translation("un chien.", ["a", "dog"], ["un", "chien."], grid)
+    assert translation_module._ending_as("a dog", added) == Translation("un chien", ["a", "dog"], ["un", "chien"], grid)
+    assert translation_module._ending_as("a dog.", added) == added  # the source has its full stop
+    apart = Translation("un chien .", ["a", "dog"], ["un", "chien", "."], [*grid, [0.5, 0.5]])
+    assert translation_module._ending_as("a dog", apart) == Translation("un chien", ["a", "dog"], ["un", "chien"], grid)
+    for kept in (Translation("un chien...", ["a", "dog"], ["un", "chien..."], grid),
+                 Translation("un chien?", ["a", "dog"], ["un", "chien?"], grid), Translation("", [], [], [])):
+        assert translation_module._ending_as("a dog", kept) == kept
+
+
 def test_translators_sharing_subwords_translate_as_an_ensemble(tiny_translator):
     torch.manual_seed(0)
     untrained = TextTranslator(Seq2SeqTranslator(tiny_translator.model.config), tiny_translator.tokenizer)
@@ -310,6 +323,7 @@ def test_shipped_translators_translate(language, expected, carries_koala):
     PostProcessingChain([f"translate-rnn:{language}"])(results)
     dog, koala = results
     assert all(word in dog.text for word in expected) and dog.language == language, dog.text
+    assert not dog.text.endswith("."), dog.text  # a caption stays a caption
     if carries_koala:
         assert "koala" in koala.text, koala.text  # a word added by open-world guidance
     grid = dog.extras[f"translate-rnn:{language}"]
@@ -319,9 +333,10 @@ def test_shipped_translators_translate(language, expected, carries_koala):
 @pytest.mark.parametrize("language", ["de", "fr"])
 def test_shipped_multi30k_translators_copy_a_name_that_opens_the_sentence(language):
     results = [CaptionResult.from_text("1", "Kaito is riding a bike"),
-               CaptionResult.from_text("2", "Mireille is playing the guitar")]
+               CaptionResult.from_text("2", "Mireille is playing the guitar.")]
     PostProcessingChain([f"translate-rnn:{language}"])(results)
     assert [result.text.split()[0] for result in results] == ["Kaito", "Mireille"], [r.text for r in results]
+    assert [result.text.endswith(".") for result in results] == [False, True], [r.text for r in results]
 
 
 def test_shipped_spanish_translator_copies_unseen_names():

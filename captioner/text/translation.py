@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
@@ -175,8 +175,9 @@ class TextTranslator(TextModel):
                 pieces.append(piece)
                 owner.append(index)
         parts: list[list[Translation]] = [[] for _ in texts]
-        for index, translation in zip(owner, self._translate_pieces(pieces, beam_size, [self, *ensemble_with])):
-            parts[index].append(translation)
+        translations = self._translate_pieces(pieces, beam_size, [self, *ensemble_with])
+        for index, piece, translation in zip(owner, pieces, translations):
+            parts[index].append(_ending_as(piece, translation))
         return [_join(p) for p in parts]
 
     def _translate_pieces(self, pieces: list[str], beam_size: int, members: list[TextTranslator]) -> list[Translation]:
@@ -207,6 +208,19 @@ class TextTranslator(TextModel):
         rows = torch.zeros(len(target.words), len(source.words)).index_add_(0, torch.tensor(target.word_index), by_source)
         counts = torch.bincount(torch.tensor(target.word_index), minlength=len(target.words)).clamp(min=1)
         return Translation(text, source.words, target.words, (rows / counts.unsqueeze(1)).tolist())
+
+
+def _ending_as(source: str, translation: Translation) -> Translation:
+    """``translation`` without the full stop a model adds where ``source`` ends without one (a caption):
+    people translating Multi30k keep the source's ending (46 of the 48 French and 47 of the 48 German
+    validation sentences that have no full stop), and a translated caption stays a caption."""
+    text, words = translation.text, translation.target_words
+    if source.rstrip().endswith((".", "!", "?")) or not text.endswith(".") or text.endswith("..") or not words:
+        return translation
+    last = words[-1][:-1]
+    if last:
+        return replace(translation, text=text[:-1], target_words=[*words[:-1], last])
+    return replace(translation, text=text[:-1].rstrip(), target_words=words[:-1], attention=translation.attention[:-1])
 
 
 def _join(parts: list[Translation]) -> Translation:
