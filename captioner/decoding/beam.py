@@ -174,9 +174,9 @@ def _candidates(
     n_groups, k = beam_scores.shape
     _, slots, choices = required.shape
     if not slots or rows is None:
-        return (beam_scores.view(-1, 1) + logprobs).view(n_groups, -1)
+        return logprobs.add_(beam_scores.view(-1, 1)).reshape(n_groups, -1)  # in place: no new (G*k, V) array
     say = logprobs.gather(1, rows.required.clamp(min=0)).masked_fill_(rows.required < 0, NEG_INF)  # (G*k, C*S)
-    stay_scores = (beam_scores.view(-1, 1) + logprobs.masked_fill_(rows.is_required, NEG_INF)).view(n_groups, -1)
+    stay_scores = logprobs.masked_fill_(rows.is_required, NEG_INF).add_(beam_scores.view(-1, 1)).reshape(n_groups, -1)
     say = (beam_scores.view(-1, 1) + say).view(-1, groups, k, slots, choices).permute(0, 1, 3, 4, 2)  # (B, g, C, S, k)
     bits = 1 << torch.arange(slots, device=logprobs.device)
     states = torch.arange(groups, device=logprobs.device).unsqueeze(1)  # (groups, 1)
