@@ -169,7 +169,7 @@ def _candidates(
 
     The first ``k*V`` stay in the group (any token that no slot holds); the rest
     enter it by saying token ``s`` of slot ``i`` from the group without bit ``i``.
-    ``logprobs`` is used up: its required tokens are set to -inf in place.
+    ``logprobs`` is used up: the scores of staying are written into it (required tokens at -inf).
     """
     n_groups, k = beam_scores.shape
     _, slots, choices = required.shape

@@ -212,8 +212,8 @@ class TextTranslator(TextModel):
 
 def _ending_as(source: str, translation: Translation) -> Translation:
     """``translation`` without the full stop a model adds where ``source`` ends without one (a caption):
-    people translating Multi30k keep the source's ending (46 of the 48 French and 47 of the 48 German
-    validation sentences that have no full stop), and a translated caption stays a caption."""
+    in Multi30k's validation set 46 of the 48 French and 47 of the 48 German translations of sentences
+    without one have none (the test sets vary: the model cards count them), and a caption stays a caption."""
     text, words = translation.text, translation.target_words
     if source.rstrip().endswith((".", "!", "?")) or not text.endswith(".") or text.endswith("..") or not words:
         return translation
