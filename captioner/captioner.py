@@ -39,6 +39,7 @@ from .postprocessing import PostProcessingChain
 from .registry import create_decoder, create_encoder, decoders, encoders
 from .results import Candidate, CaptionResult
 from .vocab import Vocabulary
+from .weights_hash import weights_fingerprint
 
 SingleImage = str | PathLike | bytes | bytearray | Image.Image  # one image; an array or tensor may be a batch
 
@@ -57,12 +58,8 @@ class CaptionModel(nn.Module):
 
 
 def _weights_fingerprint(module: nn.Module) -> tuple[tuple[int, int], ...]:
-    """Where ``module``'s tensors live and how often each was written: it changes when the weights do."""
-    return tuple(
-        # Inference tensors (a model built under torch.inference_mode) have no version counter.
-        (t.data_ptr(), -1 if t.is_inference() else t._version)
-        for t in itertools.chain(module.parameters(), module.buffers())
-    )
+    """:func:`~captioner.weights_hash.weights_fingerprint` of ``module``'s parameters and buffers."""
+    return weights_fingerprint(itertools.chain(module.parameters(), module.buffers()))
 
 
 def _registered_name(module: nn.Module, registry_kind: str) -> str:

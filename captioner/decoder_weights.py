@@ -7,8 +7,9 @@ dozen to a few hundred rows. Three ways to hold their weights (``Captioner.decod
 
 - ``packed`` (the default on a CPU whose PyTorch has oneDNN): the float32 weights packed
   once for oneDNN's kernels (:mod:`captioner.packed_layers`), in the decoder and in the
-  caption language model. The same numbers; a caption changes only where two beams were
-  tied to rounding (docs/performance.md has the count and the speed).
+  caption language model, and in the translators' decoders (``translate-rnn``). The same
+  numbers; a caption changes only where two beams were tied to rounding (docs/performance.md
+  has the count and the speed).
 - ``float32``: the weights as PyTorch keeps them, every product through its BLAS; what a
   GPU always runs.
 - ``int8``, on request: PyTorch's dynamic quantisation (``quantize_dynamic``) keeps a

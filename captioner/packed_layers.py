@@ -59,12 +59,13 @@ def _bias(*biases: torch.Tensor | None) -> torch.Tensor | None:
 
 
 class PackedLinear(nn.Module):
-    """``nn.Linear`` with its weight packed for oneDNN."""
+    """``F.linear(inputs, weight, bias)`` with the weight packed for oneDNN: an ``nn.Linear``'s, or one
+    a layer shares with another (an output layer tied to the embedding)."""
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.packed, self.bias = _pack(linear.weight), _bias(linear.bias)
+        self.out_features, self.in_features = weight.shape
+        self.packed, self.bias = _pack(weight), _bias(bias)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return _product(inputs, self.packed, self.bias)
@@ -189,7 +190,7 @@ def _packed(layer: nn.Module) -> nn.Module | None:
     if not weights or any(p.dtype != torch.float32 or p.device.type != "cpu" for p in weights):
         return None
     if type(layer) is nn.Linear:
-        return PackedLinear(layer)
+        return PackedLinear(layer.weight, layer.bias)
     if type(layer) is nn.LSTMCell:
         return PackedLSTMCell(layer)
     if type(layer) is nn.GRUCell:

@@ -34,10 +34,11 @@ def test_linear_matches_for_any_number_of_rows(rows):
     torch.manual_seed(0)
     linear = nn.Linear(24, 40)
     inputs = torch.randn(rows, 24)
-    assert_close(PackedLinear(linear)(inputs), linear(inputs))
-    assert_close(PackedLinear(linear)(inputs.view(rows, 1, 24)), linear(inputs.view(rows, 1, 24)))  # (..., in)
+    packed = PackedLinear(linear.weight, linear.bias)
+    assert_close(packed(inputs), linear(inputs))
+    assert_close(packed(inputs.view(rows, 1, 24)), linear(inputs.view(rows, 1, 24)))  # (..., in)
     no_bias = nn.Linear(24, 40, bias=False)
-    assert_close(PackedLinear(no_bias)(inputs), no_bias(inputs))
+    assert_close(PackedLinear(no_bias.weight, None)(inputs), no_bias(inputs))
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -3,6 +3,7 @@ trained here, and the `captioner postprocess` command."""
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
@@ -15,6 +16,7 @@ from captioner import Candidate, CaptionResult, PostProcessError
 from captioner.cli import cli
 from captioner.decoder import MeanOfDecoders
 from captioner.decoding import beam_search
+from captioner.packed_layers import packing_available
 from captioner.postprocessing import PostProcessingChain, list_postprocessor_specs
 from captioner.text.batching import length_batches, pad
 from captioner.text.corpora import RatedSentence, label_for_rating
@@ -200,6 +202,42 @@ def test_long_texts_are_translated_in_pieces(tiny_translator):
     assert all(sum(row[4:]) == 0 for row in two.attention[:first])  # each piece attends to its own words
     assert all(sum(row[:4]) == 0 for row in two.attention[first:])
     assert tiny_translator.translate([""])[0].text == ""
+
+
+@pytest.mark.skipif(not packing_available(), reason="this PyTorch has no oneDNN to pack weights for")
+def test_a_cpu_translates_with_a_packed_copy_and_the_same_results(tiny_translator, monkeypatch):
+    sources = ["a dog runs", "the cat sleeps with a ball", "a cat runs with a ball"]
+    decoder = tiny_translator.inference_decoder()
+    assert decoder is not tiny_translator.model.decoder and decoder.packed_output is not None  # the tied output too
+    packed = tiny_translator.translate(sources, beam_size=3)
+    monkeypatch.setenv("CAPTIONER_DECODER_WEIGHTS", "float32")
+    assert tiny_translator.inference_decoder() is tiny_translator.model.decoder
+    plain = tiny_translator.translate(sources, beam_size=3)
+    assert [t.text for t in packed] == [t.text for t in plain]
+    for a, b in zip(packed, plain):
+        torch.testing.assert_close(torch.tensor(a.attention), torch.tensor(b.attention), rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not packing_available(), reason="this PyTorch has no oneDNN to pack weights for")
+def test_the_packed_copy_follows_the_weights_and_leaves_the_model_alone(tiny_translator):
+    torch.manual_seed(0)
+    translator = TextTranslator(Seq2SeqTranslator(tiny_translator.model.config), tiny_translator.tokenizer)
+    first = translator.inference_decoder()
+    assert translator.inference_decoder() is first  # kept while the weights stay
+    with torch.no_grad():
+        translator.model.decoder.embedding.weight.mul_(3)  # the tied output layer's weight too
+    second = translator.inference_decoder()
+    assert second is not first
+    ids, lengths = pad([[5, 6, 7], [9, 10]])
+    tokens = torch.tensor([1, 1])
+    with torch.inference_mode():
+        source = translator.model.encode(ids, lengths)
+        model = translator.model.decoder
+        expected = model.step(tokens, model.init_state(source)).logits
+        actual = second.step(tokens, second.init_state(source)).logits
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    assert translator.model.decoder.packed_output is None
+    copy.deepcopy(translator.model)  # nothing packed (and so not copyable) was left on the model
 
 
 def test_a_translation_ends_as_its_source_ends():
