@@ -12,13 +12,17 @@
 ``--init FOLDER`` continues training a saved model (its tokenizer and sizes), for
 example a few epochs at a lower learning rate with ``--average-last`` (checkpoint
 averaging). ``--tokenizer-from FOLDER --seed N`` trains a new model from scratch that
-shares a saved one's subwords, so that the two can be ensembled.
+shares a saved one's subwords, so that the two can be ensembled. ``--select-by bleu``
+keeps the epoch whose beam-4 translations of the validation pairs score the highest
+BLEU, not the one of lowest validation loss (for training on a model's translations,
+where the loss on people's translations misleads).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -48,6 +52,21 @@ DATA["multi30k-kd-ensemble"] = (DATA["multi30k-names"] + "; and the training Eng
                                 "of an earlier model and one trained independently (sequence-level distillation)")
 
 
+def validation_bleu(valid: list[tuple[str, str]]) -> Callable[[TextTranslator], float]:
+    """A model's corpus BLEU (sacreBLEU, lower-cased) on ``valid``, translated at beam 4."""
+    try:
+        import sacrebleu
+    except ImportError:
+        raise SystemExit("--select-by bleu needs sacrebleu: pip install -e '.[bench]'") from None
+    sources, references = [s for s, _ in valid], [t for _, t in valid]
+
+    def bleu(translator: TextTranslator) -> float:
+        translations = [t.text for t in translator.translate(sources, beam_size=4)]
+        return sacrebleu.corpus_bleu(translations, [references], lowercase=True).score
+
+    return bleu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=Path, required=True)
@@ -70,6 +89,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=TextTrainingConfig.seed)
     parser.add_argument("--average-last", type=int, default=0,
                         help="Also try the mean of the last N epochs' weights; kept if its validation loss is lower")
+    parser.add_argument("--select-by", choices=("loss", "bleu"), default="loss",
+                        help="Keep the epoch of lowest validation loss, or of highest validation BLEU (sacreBLEU, "
+                             "lower-cased, beam 4: for training on a model's own translations)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
@@ -99,7 +121,8 @@ def main() -> None:
         "train_pairs": len(train),
     }
     train_translator(train, valid, tokenizer, model_config, config, start=start.model if start else None,
-                     on_best=lambda best: best.save(args.out, metadata=metadata))  # saved after every better epoch
+                     on_best=lambda best: best.save(args.out, metadata=metadata),  # saved after every better epoch
+                     score=validation_bleu(valid) if args.select_by == "bleu" else None)
     print(f"saved {args.out}")
 
 

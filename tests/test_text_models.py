@@ -92,6 +92,26 @@ def tiny_translator() -> TextTranslator:
                             log=lambda _: None)
 
 
+def test_a_validation_score_picks_the_kept_epoch_over_the_loss():
+    train = pair_corpus(200, seed=5)
+    tokenizer = SubwordTokenizer.train([t for pair in train for t in pair], vocab_size=300)
+    config = TranslatorConfig(tokenizer.vocab_size, embed_dim=16, encoder_dim=16, decoder_dim=16, dropout=0.0)
+    training = TextTrainingConfig(epochs=4, batch_tokens=512, learning_rate=1e-2, warmup_steps=5, label_smoothing=0.0)
+    scores = iter([1.0, 3.0, 2.0, 0.0])  # epoch 2 scores highest, although the loss keeps falling
+    seen: list[dict[str, torch.Tensor]] = []
+    lines: list[str] = []
+
+    def score(translator: TextTranslator) -> float:
+        seen.append({k: v.clone() for k, v in translator.model.state_dict().items()})
+        return next(scores)
+
+    kept = train_translator(train, pair_corpus(20, seed=6), tokenizer, config, training, log=lines.append, score=score)
+    assert len(seen) == 4 and "valid score 3.00" in lines[1]
+    losses = [float(line.split("valid loss ")[1].split(",")[0]) for line in lines]
+    assert losses[3] < losses[1]  # by loss, the last epoch would have been kept
+    assert all(torch.equal(kept.model.state_dict()[k], seen[1][k]) for k in seen[1])
+
+
 def test_subwords_spell_out_any_text_and_keep_words():
     tokenizer = SubwordTokenizer.train(["a dog runs on the grass", "un perro corre por la hierba"] * 5, vocab_size=280)
     text = "Zyxwvü koala 🐨 runs, fast!"

@@ -192,15 +192,22 @@ def train_translator(
     train: Sequence[tuple[str, str]], valid: Sequence[tuple[str, str]], tokenizer: SubwordTokenizer,
     model_config: TranslatorConfig, config: TextTrainingConfig, log: Log = print,
     on_best: Callable[[TextTranslator], None] | None = None, start: Seq2SeqTranslator | None = None,
+    score: Callable[[TextTranslator], float] | None = None,
 ) -> TextTranslator:
     """Teacher-forced cross-entropy with label smoothing; the epoch with the lowest validation loss is
     kept (and handed to ``on_best`` as soon as it is found).
 
-    ``start`` continues from a trained model (same config and tokenizer); its validation loss is
-    logged for comparison, and the best of the new epochs is kept (a continuation on other data,
-    as ``--train-split train-copy`` is, may trade some validation loss for what the data teaches).
-    With ``config.average_last`` = N > 1, the mean of the last N epochs' weights (checkpoint
-    averaging) is scored too, and kept if its validation loss is lower still.
+    With ``score`` (higher is better: say, the validation BLEU of the model's translations), the
+    epoch it scores highest is kept instead; validation loss is still logged. A model trained on
+    another model's translations (sequence-level distillation) grows surer of one way of saying
+    each sentence, which can raise its loss on people's translations while its own translations
+    improve, so its loss is a poor guide.
+
+    ``start`` continues from a trained model (same config and tokenizer); its validation loss (and
+    score) is logged for comparison, and the best of the new epochs is kept (a continuation on
+    other data, as ``--train-split train-copy`` is, may trade some validation loss for what the
+    data teaches). With ``config.average_last`` = N > 1, the mean of the last N epochs' weights
+    (checkpoint averaging) is judged too, and kept if it is better still.
     """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -235,19 +242,28 @@ def train_translator(
             total = sum(float(loss_of(valid_sources, valid_targets, b, 0.0)) * len(b) for b in valid_batches)
         return total / max(len(valid), 1)
 
-    best_loss, best_state = math.inf, copy.deepcopy(model.state_dict())
+    best_badness, best_state = math.inf, copy.deepcopy(model.state_dict())
 
-    def keep_if_better(loss: float, what: str) -> None:
-        nonlocal best_loss, best_state
-        if loss < best_loss:
-            best_loss, best_state = loss, copy.deepcopy(model.state_dict())
+    def judged() -> tuple[float, str]:
+        """What picks the epoch (lower is better) and what to log of it."""
+        loss = validation_loss()
+        if score is None:
+            return loss, f"valid loss {loss:.4f}"
+        value = score(TextTranslator(model.eval(), tokenizer))
+        return -value, f"valid loss {loss:.4f}, valid score {value:.2f}"
+
+    def keep_if_better(what: str) -> None:
+        nonlocal best_badness, best_state
+        badness, said = judged()
+        if badness < best_badness:
+            best_badness, best_state = badness, copy.deepcopy(model.state_dict())
             if on_best is not None:
                 on_best(TextTranslator(model, tokenizer))
-        log(f"{what}, valid loss {loss:.4f}")
+        log(f"{what}, {said}")
 
     steps = len(_batches(lengths, config.batch_tokens, random.Random(0)))
     if start is not None:
-        log(f"start: valid loss {validation_loss():.4f}")
+        log(f"start: {judged()[1]}")
     last_states: deque[dict[str, torch.Tensor]] = deque(maxlen=max(config.average_last, 1))
     for epoch, optimizer, scheduler in _epochs(model, steps, config):
         model.train()
@@ -258,11 +274,10 @@ def train_translator(
             _update(model, loss, optimizer, scheduler, config.clip_norm)
             total += float(loss.detach())
         last_states.append(copy.deepcopy(model.state_dict()))
-        keep_if_better(validation_loss(), f"epoch {epoch}: loss {total / len(batches):.4f} "
-                                          f"({time.perf_counter() - started:.0f} s)")
+        keep_if_better(f"epoch {epoch}: loss {total / len(batches):.4f} ({time.perf_counter() - started:.0f} s)")
     if config.average_last > 1 and len(last_states) > 1:
         model.load_state_dict({name: torch.stack([state[name].float() for state in last_states]).mean(0)
                                for name in last_states[0]})
-        keep_if_better(validation_loss(), f"mean of the last {len(last_states)} epochs")
+        keep_if_better(f"mean of the last {len(last_states)} epochs")
     model.load_state_dict(best_state)
     return TextTranslator(model.cpu().eval(), tokenizer)
