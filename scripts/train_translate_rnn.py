@@ -88,7 +88,7 @@ def main() -> None:
                         help="Start from scratch with this saved model's tokenizer (to ensemble with it)")
     parser.add_argument("--seed", type=int, default=TextTrainingConfig.seed)
     parser.add_argument("--average-last", type=int, default=0,
-                        help="Also try the mean of the last N epochs' weights; kept if its validation loss is lower")
+                        help="Also try the mean of the last N epochs' weights; kept if it is better by --select-by")
     parser.add_argument("--select-by", choices=("loss", "bleu"), default="loss",
                         help="Keep the epoch of lowest validation loss, or of highest validation BLEU (sacreBLEU, "
                              "lower-cased, beam 4: for training on a model's own translations)")
