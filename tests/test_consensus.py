@@ -90,6 +90,38 @@ def test_a_memory_needs_a_feature_row_and_a_caption_list_per_photo():
     assert agreement.shape == (1,) and agreement[0] > 0
 
 
+def test_a_compressed_memory_finds_the_same_neighbours_in_less_room(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.randn(4, 64, generator=generator)  # photos that vary along 4 of 64 dimensions
+    photos = torch.randn(200, 4, generator=generator) @ directions + 0.01 * torch.randn(200, 64, generator=generator)
+    queries = torch.randn(20, 4, generator=generator) @ directions
+    full = CaptionMemory(photos, [[f"photo {i}"] for i in range(200)], encoder="made in a test")
+    small = full.compressed(4)
+    assert small.features.shape == (200, 4) and small.feature_dim == 64 and small.captions == full.captions
+    assert small.nearest(queries, 5) == full.nearest(queries, 5)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "small").mkdir()
+    full.save(tmp_path / "full")
+    small.save(tmp_path / "small")
+    assert (tmp_path / "small" / MEMORY_FILE).stat().st_size < (tmp_path / "full" / MEMORY_FILE).stat().st_size / 4
+    loaded = CaptionMemory.load(tmp_path / "small")
+    assert loaded is not None and loaded.projection is not None and loaded.feature_dim == 64
+    assert loaded.nearest(queries, 5) == full.nearest(queries, 5)
+
+
+def test_a_memory_is_compressed_once_to_fewer_components_than_it_has():
+    memory = CaptionMemory(torch.randn(10, 8, generator=torch.Generator().manual_seed(0)),
+                           [["a dog"]] * 10, encoder="made in a test")
+    for components in (0, 8):
+        with pytest.raises(ValueError, match=rf"^a memory of 10 photos' 8-d features keeps 1 to 7 "
+                                             rf"components once, not {components}$"):
+            memory.compressed(components)
+    with pytest.raises(ValueError, match="keeps 1 to 7 components once, not 2$"):
+        memory.compressed(3).compressed(2)
+    with pytest.raises(ValueError, match=r"^a \(8, 3\) projection does not lead to 2-d features$"):
+        CaptionMemory(torch.zeros(10, 2), [["a dog"]] * 10, "x", torch.zeros(8, 3))
+
+
 def photos_with_captions(tmp_path, vocab_words: list[str], count: int = 6) -> list:
     from captioner.data.readers import CaptionedImage
 
@@ -197,6 +229,21 @@ def test_the_memory_command_adds_a_memory_and_its_decoding_default(tiny_captione
                                    str(tmp_path / "remembering"), "--consensus-neighbours", "0", "--format", "jsonl"])
     assert off.exit_code == 0, off.output
     assert "consensus" not in json.loads(off.output.splitlines()[-1])["nbest"][0]
+
+
+@pytest.mark.parametrize("tiny_captioner", ["lstm"], indirect=True)
+def test_the_memory_command_keeps_as_many_components_as_it_is_asked_for(tiny_captioner, tiny_flickr, tmp_path):
+    tiny_captioner.save(tmp_path / "model")
+    command = ["memory", str(tmp_path / "model"), "--data", str(tiny_flickr), "--set", "consensus_neighbours=2"]
+    result = CliRunner().invoke(cli, [*command, "-o", str(tmp_path / "small"), "--components", "3"])
+    assert result.exit_code == 0, result.output
+    loaded = Captioner.from_pretrained(tmp_path / "small")
+    assert loaded.memory is not None and loaded.memory.features.shape == (6, 3)
+    assert loaded.caption(random_photo(3), max_length=5).candidates[0].consensus is not None
+    too_many = CliRunner().invoke(cli, [*command, "-o", str(tmp_path / "bad"), "--components", "6"])
+    assert too_many.exit_code != 0
+    assert too_many.output.strip().splitlines()[-1].endswith("components once, not 6")
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("tiny_captioner", ["attention_lstm"], indirect=True)
