@@ -120,10 +120,12 @@ class CaptionMemory:
         6,000 Flickr8k training photos' memory 5.6 MB instead of 17.2 MB (docs/training.md
         has what that costs the reranking).
         """
+        if self.projection is not None:
+            raise ValueError(f"this memory is already compressed to {self.features.shape[1]} components")
         limit = min(len(self), self.feature_dim)
-        if self.projection is not None or not 0 < components < limit:
-            raise ValueError(f"a memory of {len(self)} photos' {self.feature_dim}-d features keeps 1 to {limit - 1} "
-                             f"components once, not {components}")
+        if not 0 < components < limit:
+            raise ValueError(f"a memory of {len(self)} photos' {self.feature_dim}-d features can keep 1 to {limit - 1} "
+                             f"components, not {components}")
         _, _, directions = torch.linalg.svd(self.features, full_matrices=False)  # (min(N, D), D)
         projection = directions[:components].T.contiguous()  # (D, d)
         return CaptionMemory(self.features @ projection, self.captions, self.encoder, projection)

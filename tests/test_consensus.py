@@ -113,10 +113,10 @@ def test_a_memory_is_compressed_once_to_fewer_components_than_it_has():
     memory = CaptionMemory(torch.randn(10, 8, generator=torch.Generator().manual_seed(0)),
                            [["a dog"]] * 10, encoder="made in a test")
     for components in (0, 8):
-        with pytest.raises(ValueError, match=rf"^a memory of 10 photos' 8-d features keeps 1 to 7 "
-                                             rf"components once, not {components}$"):
+        with pytest.raises(ValueError, match=rf"^a memory of 10 photos' 8-d features can keep 1 to 7 "
+                                             rf"components, not {components}$"):
             memory.compressed(components)
-    with pytest.raises(ValueError, match="keeps 1 to 7 components once, not 2$"):
+    with pytest.raises(ValueError, match="^this memory is already compressed to 3 components$"):
         memory.compressed(3).compressed(2)
     with pytest.raises(ValueError, match=r"^a \(8, 3\) projection does not lead to 2-d features$"):
         CaptionMemory(torch.zeros(10, 2), [["a dog"]] * 10, "x", torch.zeros(8, 3))
@@ -242,7 +242,7 @@ def test_the_memory_command_keeps_as_many_components_as_it_is_asked_for(tiny_cap
     assert loaded.caption(random_photo(3), max_length=5).candidates[0].consensus is not None
     too_many = CliRunner().invoke(cli, [*command, "-o", str(tmp_path / "bad"), "--components", "6"])
     assert too_many.exit_code != 0
-    assert too_many.output.strip().splitlines()[-1].endswith("components once, not 6")
+    assert too_many.output.strip().splitlines()[-1].endswith("can keep 1 to 5 components, not 6")
     assert not (tmp_path / "bad").exists()
 
 
